@@ -1,0 +1,1 @@
+"""lwdvc: channel pruning, distillation and compaction of learnt video decoders."""
