@@ -1,0 +1,16 @@
+// The Python extension lwdvc_kernels._C. Importing it registers every lwdvc op with the
+// dispatcher (static TORCH_LIBRARY initialisers); the module itself only reports the build.
+#include <pybind11/pybind11.h>
+
+#ifndef LWDVC_WITH_CUDA
+#define LWDVC_WITH_CUDA 0
+#endif
+#ifndef LWDVC_CUDA_ARCHS
+#define LWDVC_CUDA_ARCHS ""
+#endif
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "lwdvc kernels: importing this module registers the torch.ops.lwdvc operators";
+  m.attr("with_cuda") = static_cast<bool>(LWDVC_WITH_CUDA);
+  m.attr("cuda_archs") = LWDVC_CUDA_ARCHS;
+}

@@ -1,0 +1,69 @@
+// CUDA kernels of masked_weight and masked_weight_backward: out = x * factor[channel].
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include "../common/channel_view.h"
+#include "../common/checks.h"
+#include "../common/masked_weight.h"
+
+namespace lwdvc {
+namespace {
+
+constexpr int kThreads = 256;
+
+// factor[c] = mask[c] (forward) or gradient_decay_scale(mask[c], beta) (backward), rounded to
+// scalar_t like the reference, then applied in float.
+template <typename scalar_t>
+__global__ void scale_channels_kernel(const scalar_t* __restrict__ x, const float* __restrict__ mask,
+                                      scalar_t* __restrict__ out, int64_t numel, int64_t inner,
+                                      int64_t channels, float beta, bool gradient_decay) {
+  const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < numel; i += stride) {
+    const float m = mask[channel_of(i, inner, channels)];
+    const float f = gradient_decay ? gradient_decay_scale(m, beta) : m;
+    const float rounded = static_cast<float>(static_cast<scalar_t>(f));
+    out[i] = static_cast<scalar_t>(static_cast<float>(x[i]) * rounded);
+  }
+}
+
+at::Tensor scale_channels_cuda(const at::Tensor& input, const at::Tensor& mask, double beta, int64_t dim,
+                               bool gradient_decay) {
+  const c10::cuda::CUDAGuard guard(input.device());
+  const auto x = input.contiguous();  // strided inputs are densified once
+  const auto m = mask.to(at::kFloat).contiguous();
+  auto out = at::empty_like(x, at::MemoryFormat::Contiguous);
+  const auto v = channel_view(x, dim);
+  const int64_t numel = x.numel();
+  const int blocks = static_cast<int>(std::min<int64_t>((numel + kThreads - 1) / kThreads, 65535));
+  auto stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "lwdvc_masked_weight_cuda", [&] {
+    scale_channels_kernel<scalar_t><<<blocks, kThreads, 0, stream>>>(
+        x.const_data_ptr<scalar_t>(), m.const_data_ptr<float>(), out.mutable_data_ptr<scalar_t>(), numel,
+        v.inner, v.channels, static_cast<float>(beta), gradient_decay);
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return out;
+}
+
+at::Tensor masked_weight_cuda(const at::Tensor& weight, const at::Tensor& mask, double beta, int64_t dim) {
+  const int64_t d = check_masked_weight_args("masked_weight", "weight", weight, mask, beta, dim);
+  return scale_channels_cuda(weight, mask, beta, d, /*gradient_decay=*/false);
+}
+
+at::Tensor masked_weight_backward_cuda(const at::Tensor& grad, const at::Tensor& mask, double beta,
+                                       int64_t dim) {
+  const int64_t d = check_masked_weight_args("masked_weight_backward", "grad", grad, mask, beta, dim);
+  return scale_channels_cuda(grad, mask, beta, d, /*gradient_decay=*/true);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(lwdvc, CUDA, m) {
+  m.impl("masked_weight", &masked_weight_cuda);
+  m.impl("masked_weight_backward", &masked_weight_backward_cuda);
+}
+
+}  // namespace lwdvc

@@ -1,0 +1,36 @@
+"""lwdvc_kernels: a model-agnostic engine that makes channel-pruned decoders physically small and fast.
+
+Public API:
+    ops.masked_weight, ops.channel_norm   custom ops (``torch.ops.lwdvc.*``) with reference,
+                                          C++ CPU, CUDA and Triton backends
+    channel_groups(module, example_inputs) channel-coupling analysis of any traceable module
+    compact(model, example_inputs, ...)   physically remove pruned channels, verified exact
+    count_macs(module, *inputs)           MACs including transposed convs and sampling ops
+    save(model, path) / load(path)        compacted models without pickled code
+"""
+from __future__ import annotations
+
+import importlib
+
+from lwdvc_kernels import ops
+
+__all__ = ["ops", "channel_groups", "compact", "count_macs", "save", "load", "MaskedWeight"]
+
+# Heavier subsystems are imported on first use so `import lwdvc_kernels` stays cheap.
+_LAZY = {
+    "channel_groups": ("lwdvc_kernels.compact", "channel_groups"),
+    "compact": ("lwdvc_kernels.compact", "compact"),
+    "count_macs": ("lwdvc_kernels.macs", "count_macs"),
+    "save": ("lwdvc_kernels.serialize", "save"),
+    "load": ("lwdvc_kernels.serialize", "load"),
+    "MaskedWeight": ("lwdvc_kernels.masking", "MaskedWeight"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module_name, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module_name), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lwdvc_kernels' has no attribute {name!r}")

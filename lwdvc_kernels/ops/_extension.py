@@ -1,0 +1,68 @@
+"""Loads the compiled extension, or defines the ops in Python when it is absent.
+
+With ``lwdvc_kernels._C`` the schemas, C++ CPU/CUDA kernels and C++ autograd come from C++.
+Without it (source checkout, unsupported platform) the same schemas are defined here with the
+plain PyTorch reference as the CPU/CUDA kernel and a Python autograd formula, so every caller
+keeps working, only slower. ``EXTENSION`` is the loaded module or None, ``EXTENSION_ERROR``
+the reason it could not be loaded.
+"""
+from __future__ import annotations
+
+import torch
+
+from lwdvc_kernels.ops.reference.channel_norm import channel_norm_reference
+from lwdvc_kernels.ops.reference.masked_weight import masked_weight_backward, masked_weight_forward
+from lwdvc_kernels.ops.validation import check_channel_norm_args, check_masked_weight_args
+
+EXTENSION = None
+EXTENSION_ERROR: str | None = None
+
+try:
+    from lwdvc_kernels import _C as EXTENSION  # noqa: N811  (registers torch.ops.lwdvc.*)
+except ImportError as exc:  # pragma: no cover - exercised only without a build
+    EXTENSION_ERROR = f"{type(exc).__name__}: {exc}"
+
+
+def _define_python_fallback() -> None:
+    lib = torch.library.Library("lwdvc", "DEF")  # noqa: TOR901 - kept alive below
+    lib.define("masked_weight(Tensor weight, Tensor mask, float beta, int dim) -> Tensor")
+    lib.define("masked_weight_backward(Tensor grad, Tensor mask, float beta, int dim) -> Tensor")
+    lib.define("channel_norm(Tensor[] weights, int[] dims) -> Tensor")
+
+    def forward(weight, mask, beta, dim):
+        d = check_masked_weight_args("masked_weight", "weight", weight, mask, beta, dim)
+        return masked_weight_forward(weight, mask, d)
+
+    def backward(grad, mask, beta, dim):
+        d = check_masked_weight_args("masked_weight_backward", "grad", grad, mask, beta, dim)
+        return masked_weight_backward(grad, mask, beta, d)
+
+    def norm(weights, dims):
+        return channel_norm_reference(weights, check_channel_norm_args(weights, dims))
+
+    for key in ("CPU", "CUDA"):
+        lib.impl("masked_weight", forward, key)
+        lib.impl("masked_weight_backward", backward, key)
+        lib.impl("channel_norm", norm, key)
+
+    def setup_context(ctx, inputs, output):
+        _, mask, beta, dim = inputs
+        ctx.save_for_backward(mask)
+        ctx.beta, ctx.dim = beta, dim
+
+    def grad_fn(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        return torch.ops.lwdvc.masked_weight_backward(grad, mask, ctx.beta, ctx.dim), None, None, None
+
+    for name in ("lwdvc::masked_weight", "lwdvc::masked_weight_backward"):
+        torch.library.register_autograd(name, grad_fn, setup_context=setup_context, lib=lib)
+    globals()["_FALLBACK_LIBRARY"] = lib
+
+
+if EXTENSION is None:
+    _define_python_fallback()
+
+
+def with_cuda_kernels() -> bool:
+    """True when the extension was compiled with its CUDA kernels."""
+    return bool(EXTENSION is not None and EXTENSION.with_cuda)
