@@ -15,7 +15,7 @@ import torch
 from .color import yuv420_to_rgb
 from .sequence import FrameSequence
 
-_SIZE_IN_NAME = re.compile(r"(\d{2,5})x(\d{2,5})")
+_SIZE_IN_NAME = re.compile(r"(?<![0-9])(\d{1,5})x(\d{1,5})(?![0-9])")
 
 
 def size_from_filename(path: str | os.PathLike) -> tuple[int, int] | None:
