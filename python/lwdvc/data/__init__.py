@@ -5,7 +5,7 @@ Every reader yields float32 RGB frames [3, H, W] in [0, 1].
 """
 from .color import rgb_to_luma, rgb_to_ycbcr, rgb_to_yuv420, ycbcr_to_rgb, yuv420_to_rgb
 from .datasets import CropGroupDataset, PaddedSequence
-from .default_clips import Clip, clip_data_dir, default_clips, default_sequences
+from .clips import Clip, clip_data_dir, default_clips, default_sequences
 from .png_folder import PNGFolderSequence, list_png_frames, read_png
 from .sequence import FrameSequence
 from .transforms import (

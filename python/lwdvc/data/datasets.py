@@ -24,7 +24,7 @@ class CropGroupDataset(Dataset):
     (positions wrap when ``length`` is larger), so an epoch visits every start once.
 
     Args:
-        sequences: frame sources (e.g. :func:`~lwdvc.data.default_clips.default_train_sequences`).
+        sequences: frame sources (e.g. :func:`~lwdvc.data.clips.default_sequences`).
         frames_per_item: 2 for (reference, current) pairs, or a GOP length.
         crop: crop size (int or (h, w)); every sequence must be at least that large.
         hflip, vflip: random horizontal / vertical flips.
