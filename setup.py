@@ -73,9 +73,9 @@ def _nvidia_wheel_paths() -> tuple[str | None, str | None]:
         return None, None
     include, nvrtc = None, None
     for base in spec.submodule_search_locations:
-        for inc in sorted(glob.glob(os.path.join(base, "cu*", "include"))):
+        for inc in sorted(glob.glob(os.path.join(base, "cu[0-9]*", "include"))):
             include = inc
-        for lib in sorted(glob.glob(os.path.join(base, "cu*", "lib", "libnvrtc.so*"))):
+        for lib in sorted(glob.glob(os.path.join(base, "cu[0-9]*", "lib", "libnvrtc.so*"))):
             if "builtins" not in lib and ".alt." not in lib:
                 nvrtc = lib
         for lib in sorted(glob.glob(os.path.join(base, "cuda_nvrtc", "lib", "libnvrtc.so*"))):

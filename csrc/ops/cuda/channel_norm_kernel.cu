@@ -1,7 +1,8 @@
 // CUDA kernel of channel_norm: one block per channel, block-wide sum of squares.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
@@ -39,7 +40,7 @@ at::Tensor channel_norm_cuda(at::TensorList weights, at::IntArrayRef dims) {
   const c10::cuda::CUDAGuard guard(weights[0].device());
   const int64_t channels = weights[0].size(wrapped[0]);
   auto sumsq = at::zeros({channels}, weights[0].options().dtype(at::kFloat));
-  auto stream = at::cuda::getCurrentCUDAStream();
+  auto stream = c10::cuda::getCurrentCUDAStream();
   for (size_t k = 0; k < weights.size(); ++k) {
     const auto w = weights[k].contiguous();
     const auto v = channel_view(w, wrapped[k]);

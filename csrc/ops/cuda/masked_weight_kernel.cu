@@ -1,7 +1,8 @@
 // CUDA kernels of masked_weight and masked_weight_backward: out = x * factor[channel].
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
@@ -38,7 +39,7 @@ at::Tensor scale_channels_cuda(const at::Tensor& input, const at::Tensor& mask, 
   const auto v = channel_view(x, dim);
   const int64_t numel = x.numel();
   const int blocks = static_cast<int>(std::min<int64_t>((numel + kThreads - 1) / kThreads, 65535));
-  auto stream = at::cuda::getCurrentCUDAStream();
+  auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "lwdvc_masked_weight_cuda", [&] {
     scale_channels_kernel<scalar_t><<<blocks, kThreads, 0, stream>>>(
         x.const_data_ptr<scalar_t>(), m.const_data_ptr<float>(), out.mutable_data_ptr<scalar_t>(), numel,
