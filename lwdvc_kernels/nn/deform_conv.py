@@ -143,6 +143,7 @@ class DeformConv2d(nn.Module):
             [N, C_out, H', W'].
         """
         if not isinstance(x, torch.fx.Proxy):
+            self._check_input("x", x, self.in_channels, None)
             self._check_input("offset_feature", offset_feature, self.offset_in_channels, x)
         return self.apply_offsets(x, self.conv_offset(offset_feature))
 
