@@ -1,0 +1,299 @@
+"""DCVC-HEM P-frame codec ("DMC"; Li, Li, Lu, ACM MM 2022).
+
+State_dict keys, shapes and the order of operations follow the official ``DMC(anchor_num=4)``.
+The decoded picture buffer (dpb) is a dict with ``ref_frame`` [N,3,H,W] and, after a P-frame,
+``ref_feature`` [N,C,H,W], ``ref_y`` [N,M,H/16,W/16] and ``ref_mv_y`` [N,mv,H/16,W/16]
+(missing or None after an I-frame).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from lwdvc_kernels.nn import lower_bound
+from lwdvc.models.entropy import (BitEstimator, QUANT_MODES, dual_prior_decode, dual_prior_forward,
+                                  factorized_likelihood, laplace_likelihood, likelihood_to_bits,
+                                  quantize)
+from lwdvc.models.frames import (PAD_MULTIPLE, check_frame, check_frame_size, check_latent,
+                                 crop_frame, example_tensors, pad_frame)
+from lwdvc.models.hem_blocks import (ContextualDecoder, ContextualEncoder, FeatureExtractor,
+                                     MultiScaleContextFusion, ReconGeneration, enc_dec_models,
+                                     hyper_decoder, hyper_enc_dec_models, three_conv_net)
+from lwdvc.models.layers import SpyNet, bilinear_downscale, flow_warp, scale_channels
+from lwdvc.models.zoo import register
+
+__all__ = ["DCVCHEM", "q_scale_value"]
+
+
+def q_scale_value(q_scale, anchors: torch.Tensor, name: str):
+    """The quantisation scale to use: a float/tensor as given, or anchor 0 when None."""
+    if q_scale is None:
+        return anchors.reshape(-1)[0]
+    if not isinstance(q_scale, (int, float, torch.Tensor)):
+        raise TypeError(f"{name} must be a float or tensor, got {type(q_scale).__name__}")
+    return q_scale
+
+
+def symbol_source(pair: Sequence[torch.Tensor], name: str, channels: int, size: tuple[int, int]):
+    """``symbols(pass_index, scales)`` callback over a stored (pass 0, pass 1) pair of maps."""
+    if len(pair) != 2:
+        raise ValueError(f"{name} must be a pair (pass 0, pass 1), got {len(pair)} tensors")
+    for index, tensor in enumerate(pair):
+        check_latent(tensor, f"{name}[{index}]", channels, size)
+    return lambda index, scales: pair[index]
+
+
+@register("dcvc_hem")
+class DCVCHEM(nn.Module):
+    """DCVC-HEM P-frame codec.
+
+    Args:
+        anchor_num: number of learnt quantisation-scale anchors (4 officially).
+        width: channel width factor (1.0 = official: mv 64, N 64, M 96 channels).
+    """
+
+    def __init__(self, anchor_num: int = 4, width: float = 1.0) -> None:
+        super().__init__()
+        mv = self.channel_mv = scale_channels(64, width)
+        n = self.channel_N = scale_channels(64, width)
+        m = self.channel_M = scale_channels(96, width)
+        res = self.res_channel = scale_channels(32, width)
+        self.width = float(width)
+        self.anchor_num = int(anchor_num)
+
+        self.mv_y_q_basic = nn.Parameter(torch.ones((1, mv, 1, 1)))
+        self.mv_y_q_scale = nn.Parameter(torch.ones((anchor_num, 1, 1, 1)))
+        self.y_q_basic = nn.Parameter(torch.ones((1, m, 1, 1)))
+        self.y_q_scale = nn.Parameter(torch.ones((anchor_num, 1, 1, 1)))
+        self.bit_estimator_z = BitEstimator(n)
+        self.bit_estimator_z_mv = BitEstimator(n)
+        self.optic_flow = SpyNet()
+        self.mv_encoder, self.mv_decoder = enc_dec_models(2, 2, mv)
+        self.mv_hyper_prior_encoder, self.mv_hyper_prior_decoder = hyper_enc_dec_models(mv, n)
+        self.mv_y_prior_fusion = three_conv_net(mv * 3, mv * 3, mv * 3, mv * 3)
+        self.mv_y_spatial_prior = three_conv_net(mv * 4, mv * 3, mv * 3, mv * 2)
+        self.feature_adaptor_I = nn.Conv2d(3, n, 3, stride=1, padding=1)
+        self.feature_adaptor_P = nn.Conv2d(n, n, 1)
+        self.feature_extractor = FeatureExtractor(n)
+        self.context_fusion_net = MultiScaleContextFusion(n, n)
+        self.contextual_encoder = ContextualEncoder(channel_N=n, channel_M=m)
+        self.contextual_hyper_prior_encoder = nn.Sequential(
+            nn.Conv2d(m, n, 3, stride=1, padding=1), nn.LeakyReLU(),
+            nn.Conv2d(n, n, 3, stride=2, padding=1), nn.LeakyReLU(),
+            nn.Conv2d(n, n, 3, stride=2, padding=1))
+        self.contextual_hyper_prior_decoder = hyper_decoder(n, m)
+        self.temporal_prior_encoder = nn.Sequential(
+            nn.Conv2d(n, m * 3 // 2, 3, stride=2, padding=1), nn.LeakyReLU(0.1),
+            nn.Conv2d(m * 3 // 2, m * 2, 3, stride=2, padding=1))
+        self.y_prior_fusion = three_conv_net(m * 5, m * 4, m * 3, m * 3)
+        self.y_spatial_prior = three_conv_net(m * 4, m * 3, m * 3, m * 2)
+        self.contextual_decoder = ContextualDecoder(channel_N=n, channel_M=m, res_channel=res)
+        self.recon_generation_net = ReconGeneration(n, res, n, scale_channels(32, width))
+
+    # ----------------------------------------------------------------- pieces
+    def get_curr_mv_y_q(self, q_scale) -> torch.Tensor:
+        """Motion quantisation step [1, mv, 1, 1] = max(mv_y_q_basic, 0.5) * q_scale."""
+        return lower_bound(self.mv_y_q_basic, 0.5) * q_scale
+
+    def get_curr_y_q(self, q_scale) -> torch.Tensor:
+        """Contextual quantisation step [1, M, 1, 1] = max(y_q_basic, 0.5) * q_scale."""
+        return lower_bound(self.y_q_basic, 0.5) * q_scale
+
+    def motion_compensation(self, dpb: dict, mv: torch.Tensor):
+        """Warped multi-scale contexts from the dpb and the decoded flow [N, 2, H, W].
+
+        Returns:
+            (context1 [N,C,H,W], context2 [N,C,H/2,W/2], context3 [N,C,H/4,W/4], warped frame).
+        """
+        warped_frame = flow_warp(dpb["ref_frame"], mv)
+        mv2 = bilinear_downscale(mv) / 2
+        mv3 = bilinear_downscale(mv2) / 2
+        if dpb.get("ref_feature") is None:
+            feature = self.feature_adaptor_I(dpb["ref_frame"])
+        else:
+            feature = self.feature_adaptor_P(dpb["ref_feature"])
+        ref1, ref2, ref3 = self.feature_extractor(feature)
+        contexts = self.context_fusion_net(flow_warp(ref1, mv), flow_warp(ref2, mv2),
+                                           flow_warp(ref3, mv3))
+        return (*contexts, warped_frame)
+
+    def decoder_modules(self) -> dict[str, nn.Module]:
+        """Decoder-side submodules in decoding order (the pruner's and compactor's scope)."""
+        names = ("mv_hyper_prior_decoder", "mv_y_prior_fusion", "mv_y_spatial_prior", "mv_decoder",
+                 "feature_adaptor_I", "feature_adaptor_P", "feature_extractor",
+                 "context_fusion_net", "contextual_hyper_prior_decoder", "temporal_prior_encoder",
+                 "y_prior_fusion", "y_spatial_prior", "contextual_decoder", "recon_generation_net")
+        return {name: getattr(self, name) for name in names}
+
+    def decoder_example_inputs(self, height: int, width: int) -> dict[str, tuple[torch.Tensor, ...]]:
+        """Example inputs of every decoder module for a padded frame (multiples of 64)."""
+        check_frame_size(height, width)
+        y, z = (height // 16, width // 16), (height // 64, width // 64)
+        half, quarter = (height // 2, width // 2), (height // 4, width // 4)
+        n, m, mv = self.channel_N, self.channel_M, self.channel_mv
+        full = (height, width)
+        shapes = {
+            "mv_hyper_prior_decoder": [(n, *z)], "mv_y_prior_fusion": [(3 * mv, *y)],
+            "mv_y_spatial_prior": [(4 * mv, *y)], "mv_decoder": [(mv, *y)],
+            "feature_adaptor_I": [(3, *full)], "feature_adaptor_P": [(n, *full)],
+            "feature_extractor": [(n, *full)],
+            "context_fusion_net": [(n, *full), (n, *half), (n, *quarter)],
+            "contextual_hyper_prior_decoder": [(n, *z)], "temporal_prior_encoder": [(n, *quarter)],
+            "y_prior_fusion": [(5 * m, *y)], "y_spatial_prior": [(4 * m, *y)],
+            "contextual_decoder": [(m, *y), (n, *half), (n, *quarter)],
+            "recon_generation_net": [(self.res_channel, *full), (n, *full)],
+        }
+        return example_tensors(self, shapes)
+
+    def _reference_latent(self, dpb: dict, key: str, like: torch.Tensor, channels: int):
+        value = dpb.get(key)
+        if value is None:
+            return like.new_zeros(like.size(0), channels, like.size(2), like.size(3))
+        check_latent(value, f"dpb[{key!r}]", channels, tuple(like.shape[-2:]))
+        return value
+
+    # ----------------------------------------------------------------- decoding
+    @torch.no_grad()
+    def decode(self, dpb: dict, mv_z_hat: torch.Tensor, z_hat: torch.Tensor,
+               mv_y_q_r: Sequence[torch.Tensor], y_q_r: Sequence[torch.Tensor],
+               mv_y_q_scale=None, y_q_scale=None,
+               output_size: tuple[int, int] | None = None) -> dict:
+        """Decode one P-frame from quantised latents (the network part of ``decompress``).
+
+        Args:
+            dpb: decoded picture buffer; ``ref_frame`` [1, 3, H, W] padded to multiples of 64.
+            mv_z_hat, z_hat: hyper latents [1, N, H/64, W/64].
+            mv_y_q_r: integer motion symbols of the two checkerboard passes, each [1, mv/2, H/16, W/16].
+            y_q_r: integer contextual symbols of the two passes, each [1, M/2, H/16, W/16].
+            mv_y_q_scale, y_q_scale: quantisation scales (floats; None = first learnt anchor).
+            output_size: (height, width) to crop the reconstruction to.
+
+        Returns:
+            dict with ``recon_image`` (clamped), ``recon_image_preclamp``, ``feature``, ``y_hat``,
+            ``mv_y_hat``, ``mv_hat``, ``context1..3``, ``recon_image_feature``, the scales handed
+            to each entropy-decoding call (``mv_scales_r_0/1``, ``scales_r_0/1``) and ``dpb``
+            (the buffer for the next frame).
+        """
+        ref = dpb.get("ref_frame") if isinstance(dpb, dict) else None
+        if ref is None:
+            raise ValueError("dpb must be a dict holding 'ref_frame'")
+        check_frame(ref, "dpb['ref_frame']")
+        height, width = ref.shape[-2:]
+        if height % PAD_MULTIPLE or width % PAD_MULTIPLE:
+            raise ValueError(f"dpb['ref_frame'] must be padded to multiples of {PAD_MULTIPLE}, "
+                             f"got {height}x{width}; use lwdvc.models.frames.pad_frame")
+        z_size, y_size = (height // 64, width // 64), (height // 16, width // 16)
+        check_latent(mv_z_hat, "mv_z_hat", self.channel_N, z_size)
+        check_latent(z_hat, "z_hat", self.channel_N, z_size)
+        mv_symbols = symbol_source(mv_y_q_r, "mv_y_q_r", self.channel_mv // 2, y_size)
+        y_symbols = symbol_source(y_q_r, "y_q_r", self.channel_M // 2, y_size)
+        curr_mv_y_q = self.get_curr_mv_y_q(q_scale_value(mv_y_q_scale, self.mv_y_q_scale, "mv_y_q_scale"))
+        curr_y_q = self.get_curr_y_q(q_scale_value(y_q_scale, self.y_q_scale, "y_q_scale"))
+
+        out: dict = {}
+        mv_params = self.mv_hyper_prior_decoder(mv_z_hat)
+        ref_mv_y = self._reference_latent(dpb, "ref_mv_y", mv_params, self.channel_mv)
+        mv_q_step, mv_scales, mv_means = self.mv_y_prior_fusion(
+            torch.cat((mv_params, ref_mv_y), 1)).chunk(3, 1)
+        mv_y_hat, (out["mv_scales_r_0"], out["mv_scales_r_1"]) = dual_prior_decode(
+            mv_means, mv_scales, mv_q_step, self.mv_y_spatial_prior, mv_symbols)
+        out["mv_y_hat"] = mv_y_hat * curr_mv_y_q
+        out["mv_hat"] = self.mv_decoder(out["mv_y_hat"])
+        out["context1"], out["context2"], out["context3"], _ = \
+            self.motion_compensation(dpb, out["mv_hat"])
+        hierarchical = self.contextual_hyper_prior_decoder(z_hat)
+        temporal = self.temporal_prior_encoder(out["context3"])
+        ref_y = self._reference_latent(dpb, "ref_y", temporal, self.channel_M)
+        q_step, scales, means = self.y_prior_fusion(
+            torch.cat((temporal, hierarchical, ref_y), 1)).chunk(3, 1)
+        y_hat, (out["scales_r_0"], out["scales_r_1"]) = dual_prior_decode(
+            means, scales, q_step, self.y_spatial_prior, y_symbols)
+        out["y_hat"] = y_hat * curr_y_q
+        out["recon_image_feature"] = self.contextual_decoder(out["y_hat"], out["context2"],
+                                                             out["context3"])
+        # the official decoder passes (residual feature, context1): the concat is in that order
+        out["feature"], recon = self.recon_generation_net(out["recon_image_feature"], out["context1"])
+        out["recon_image_preclamp"] = recon
+        out["recon_image"] = recon.clamp(0, 1)
+        out["dpb"] = {"ref_frame": out["recon_image"], "ref_feature": out["feature"],
+                      "ref_y": out["y_hat"], "ref_mv_y": out["mv_y_hat"]}
+        if output_size is not None:
+            out["recon_image"] = out["recon_image"][..., :output_size[0], :output_size[1]]
+            out["recon_image_preclamp"] = recon[..., :output_size[0], :output_size[1]]
+        return out
+
+    # ----------------------------------------------------------------- training forward
+    def forward(self, frame: torch.Tensor, dpb: dict, mv_y_q_scale=None, y_q_scale=None,
+                quant: str = "noise") -> dict:
+        """Code ``frame`` against ``dpb`` and estimate the rate (no arithmetic coding).
+
+        Args:
+            frame: [N, 3, H, W] in [0, 1]; padded internally to multiples of 64.
+            dpb: decoded picture buffer at the padded size (``ref_frame`` may also be unpadded,
+                then it is padded like ``frame``).
+            mv_y_q_scale, y_q_scale: quantisation scales (None = first learnt anchor).
+            quant: "noise" (noise for the rate, straight-through rounding for the decoder),
+                "ste" or "round".
+
+        Returns:
+            dict with ``recon_image`` [N, 3, H, W] (not clamped), ``bpp`` and its parts
+            ``bpp_mv_y``, ``bpp_mv_z``, ``bpp_y``, ``bpp_z`` (bits per original pixel) and the
+            next ``dpb`` (padded size).
+        """
+        check_frame(frame, "frame")
+        if quant not in QUANT_MODES:
+            raise ValueError(f"quant must be one of {QUANT_MODES}, got {quant!r}")
+        num_pixels = frame.shape[-2] * frame.shape[-1]
+        x, padding = pad_frame(frame)
+        dpb = dict(dpb)
+        check_frame(dpb.get("ref_frame"), "dpb['ref_frame']")
+        if dpb["ref_frame"].shape[-2:] != x.shape[-2:]:
+            dpb["ref_frame"], _ = pad_frame(dpb["ref_frame"])
+        decoder_q = "round" if quant == "round" else "ste"
+        rate_q = quant if quant == "noise" else decoder_q
+        curr_mv_y_q = self.get_curr_mv_y_q(q_scale_value(mv_y_q_scale, self.mv_y_q_scale, "mv_y_q_scale"))
+        curr_y_q = self.get_curr_y_q(q_scale_value(y_q_scale, self.y_q_scale, "y_q_scale"))
+
+        mv_y = self.mv_encoder(self.optic_flow(x, dpb["ref_frame"])) / curr_mv_y_q
+        mv_z = self.mv_hyper_prior_encoder(mv_y)
+        mv_params = self.mv_hyper_prior_decoder(quantize(mv_z, decoder_q))
+        ref_mv_y = self._reference_latent(dpb, "ref_mv_y", mv_y, self.channel_mv)
+        mv_q_step, mv_scales, mv_means = self.mv_y_prior_fusion(
+            torch.cat((mv_params, ref_mv_y), 1)).chunk(3, 1)
+        mv_coded = dual_prior_forward(mv_y, mv_means, mv_scales, mv_q_step,
+                                      self.mv_y_spatial_prior, decoder_q)
+        mv_y_hat = mv_coded["y_hat"] * curr_mv_y_q
+        context1, context2, context3, _ = self.motion_compensation(dpb, self.mv_decoder(mv_y_hat))
+        y = self.contextual_encoder(x, context1, context2, context3) / curr_y_q
+        z = self.contextual_hyper_prior_encoder(y)
+        hierarchical = self.contextual_hyper_prior_decoder(quantize(z, decoder_q))
+        temporal = self.temporal_prior_encoder(context3)
+        ref_y = self._reference_latent(dpb, "ref_y", y, self.channel_M)
+        q_step, scales, means = self.y_prior_fusion(
+            torch.cat((temporal, hierarchical, ref_y), 1)).chunk(3, 1)
+        coded = dual_prior_forward(y, means, scales, q_step, self.y_spatial_prior, decoder_q)
+        y_hat = coded["y_hat"] * curr_y_q
+        feature, recon = self.recon_generation_net(
+            self.contextual_decoder(y_hat, context2, context3), context1)
+
+        def rate_value(quantised, residual):
+            return quantize(residual, "noise") if rate_q == "noise" else quantised
+
+        bits = {
+            "bpp_mv_y": likelihood_to_bits(laplace_likelihood(
+                rate_value(mv_coded["y_q"], mv_coded["y_res"]), mv_coded["scales_hat"])),
+            "bpp_mv_z": likelihood_to_bits(factorized_likelihood(
+                quantize(mv_z, rate_q), self.bit_estimator_z_mv)),
+            "bpp_y": likelihood_to_bits(laplace_likelihood(
+                rate_value(coded["y_q"], coded["y_res"]), coded["scales_hat"])),
+            "bpp_z": likelihood_to_bits(factorized_likelihood(quantize(z, rate_q),
+                                                              self.bit_estimator_z)),
+        }
+        result = {key: value.sum(dim=(1, 2, 3)) / num_pixels for key, value in bits.items()}
+        result["bpp"] = sum(result.values())
+        result["recon_image"] = crop_frame(recon, padding)
+        result["dpb"] = {"ref_frame": recon, "ref_feature": feature, "ref_y": y_hat,
+                         "ref_mv_y": mv_y_hat}
+        return result

@@ -1,0 +1,56 @@
+"""state_dict keys, shapes and dtypes equal the official models' (order included)."""
+from __future__ import annotations
+
+import pytest
+
+from golden import load_state_dict_spec
+from lwdvc.models import available, build
+
+SPECS = {"dcvc": "dcvc_state_dict.json", "dcvc_hem": "dcvc_hem_state_dict.json",
+         "dcvc_hem_intra": "dcvc_hem_intra_state_dict.json"}
+
+
+def _entries(model):
+    return [(key, list(value.shape), str(value.dtype).removeprefix("torch."))
+            for key, value in model.state_dict().items()]
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_state_dict_equals_official(name):
+    spec = load_state_dict_spec(SPECS[name])
+    model = build(name)
+    expected = [(e["key"], e["shape"], e["dtype"]) for e in spec["state_dict"]]
+    ours = _entries(model)
+    assert len(ours) == spec["num_entries"] == len(expected)
+    assert ours == expected
+    buffers = {key for key, _ in model.named_buffers()}
+    assert buffers == {e["key"] for e in spec["state_dict"] if e["kind"] == "buffer"}
+    assert sum(p.numel() for p in model.parameters()) == spec["num_parameters"]
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_decoder_modules_match_official_decoder_side(name):
+    spec = load_state_dict_spec(SPECS[name])
+    modules = build(name).decoder_modules()
+    official = {m for m in spec["decoder_side_submodules"]
+                if not m.startswith("bit_estimator") and not m.startswith("bitEstimator")
+                and not m.endswith("q_basic")}
+    assert set(modules) == official
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_width_scaled_model_scales_shapes(name):
+    full, small = build(name), build(name, width=0.25)
+    full_sd, small_sd = full.state_dict(), small.state_dict()
+    assert list(full_sd) == list(small_sd)
+    ratio = sum(p.numel() for p in small.parameters()) / sum(p.numel() for p in full.parameters())
+    # the encoder-side SpyNet keeps its width, so the ratio sits between 0.25**2 and 0.5
+    assert ratio < 0.5
+    changed = [k for k in full_sd if full_sd[k].shape != small_sd[k].shape]
+    assert len(changed) > len(full_sd) // 2
+
+
+def test_registry_lists_models():
+    assert {"dcvc", "dcvc_hem", "dcvc_hem_intra"} <= set(available())
+    with pytest.raises(KeyError, match="unknown model"):
+        build("no_such_codec")
