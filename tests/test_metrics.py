@@ -93,9 +93,9 @@ def test_metric_input_errors():
     x = torch.rand(3, 8, 8)
     with pytest.raises(ValueError, match="same shape"):
         psnr(x, torch.rand(3, 8, 9))
-    with pytest.raises(TypeError, match="floating point"):
+    with pytest.raises(TypeError, match="floating"):
         psnr(x, (x * 255).to(torch.uint8))
-    with pytest.raises(ValueError, match="3 channels"):
+    with pytest.raises(ValueError, match="3 channel"):
         psnr_y(torch.rand(1, 8, 8), torch.rand(1, 8, 8))
     with pytest.raises(ValueError, match=r"\[C, H, W\]"):
         ms_ssim(torch.rand(8, 8), torch.rand(8, 8))

@@ -57,6 +57,12 @@ def _integral(x: np.ndarray, y: np.ndarray, lo: float, hi: float, method: str, l
     return float(PchipInterpolator(xs, ys).integrate(lo, hi))
 
 
+def _curves(rate_anchor, quality_anchor, rate_test, quality_test, method):
+    lr_a, q_a = _curve(rate_anchor, quality_anchor, "anchor", method)
+    lr_t, q_t = _curve(rate_test, quality_test, "test", method)
+    return lr_a, q_a, lr_t, q_t
+
+
 def _mean_difference(x_a, y_a, x_t, y_t, method: str, axis_name: str) -> float:
     lo = max(x_a.min(), x_t.min())
     hi = min(x_a.max(), x_t.max())
@@ -90,8 +96,7 @@ def bd_rate(
     Raises:
         ValueError: too few / non-finite / non-positive points, or no quality overlap.
     """
-    lr_a, q_a = _curve(rate_anchor, quality_anchor, "anchor", method)
-    lr_t, q_t = _curve(rate_test, quality_test, "test", method)
+    lr_a, q_a, lr_t, q_t = _curves(rate_anchor, quality_anchor, rate_test, quality_test, method)
     mean_log_diff = _mean_difference(q_a, lr_a, q_t, lr_t, method, "quality")
     return float((10.0**mean_log_diff - 1.0) * 100.0)
 
@@ -110,6 +115,5 @@ def bd_psnr(
     Returns:
         Average quality difference at equal rate, in the unit of the quality values.
     """
-    lr_a, q_a = _curve(rate_anchor, quality_anchor, "anchor", method)
-    lr_t, q_t = _curve(rate_test, quality_test, "test", method)
+    lr_a, q_a, lr_t, q_t = _curves(rate_anchor, quality_anchor, rate_test, quality_test, method)
     return float(_mean_difference(lr_a, q_a, lr_t, q_t, method, "log rate"))

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 import torch
 import torch.nn.functional as F
 
-from lwdvc.data.color import rgb_to_luma, rgb_to_yuv420
+from lwdvc.data.color import check_float_frames, rgb_to_luma, rgb_to_yuv420
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 MS_SSIM_WEIGHTS_4 = (0.0517, 0.3295, 0.3462, 0.2726)
@@ -32,15 +32,8 @@ MIN_MSE = 1e-10
 
 
 def _check_pair(x: torch.Tensor, y: torch.Tensor, channels: int | None = None) -> None:
-    for name, t in (("x", x), ("y", y)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if not t.is_floating_point():
-            raise TypeError(f"{name} must be floating point, got dtype {t.dtype}")
-        if t.dim() not in (3, 4):
-            raise ValueError(f"{name} must be [C, H, W] or [N, C, H, W], got shape {tuple(t.shape)}")
-        if channels is not None and t.shape[-3] != channels:
-            raise ValueError(f"{name} must have {channels} channels, got shape {tuple(t.shape)}")
+    check_float_frames("x", x, channels)
+    check_float_frames("y", y, channels)
     if x.shape != y.shape:
         raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     if x.device != y.device:

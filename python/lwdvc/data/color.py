@@ -35,7 +35,8 @@ def _weights(matrix: str) -> tuple[float, float, float]:
     return kr, 1.0 - kr - kb, kb
 
 
-def _check_float(name: str, t: torch.Tensor, channels: int | None = None) -> None:
+def check_float_frames(name: str, t: torch.Tensor, channels: int | None = None) -> None:
+    """Raise TypeError / ValueError unless ``t`` is a float tensor [C, H, W] or [N, C, H, W]."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if not t.is_floating_point():
@@ -56,7 +57,7 @@ def rgb_to_luma(rgb: torch.Tensor, matrix: str = "bt709") -> torch.Tensor:
     Returns:
         [..., 1, H, W] full-range luma in [0, 1].
     """
-    _check_float("rgb", rgb, 3)
+    check_float_frames("rgb", rgb, 3)
     kr, kg, kb = _weights(matrix)
     r, g, b = rgb.unbind(-3)
     return (kr * r + kg * g + kb * b).unsqueeze(-3)
@@ -73,7 +74,7 @@ def ycbcr_to_rgb(ycbcr: torch.Tensor, matrix: str = "bt709", full_range: bool = 
     Returns:
         [..., 3, H, W] RGB clipped to [0, 1].
     """
-    _check_float("ycbcr", ycbcr, 3)
+    check_float_frames("ycbcr", ycbcr, 3)
     kr, kg, kb = _weights(matrix)
     y, cb, cr = ycbcr.unbind(-3)
     if not full_range:
@@ -114,7 +115,7 @@ def upsample_chroma(uv: torch.Tensor, height: int, width: int) -> torch.Tensor:
     Returns:
         [2, H, W] or [N, 2, H, W].
     """
-    _check_float("uv", uv, 2)
+    check_float_frames("uv", uv, 2)
     batched = uv.unsqueeze(0) if uv.dim() == 3 else uv
     if batched.shape[-2:] == (height, width):
         out = batched
@@ -138,7 +139,7 @@ def yuv420_to_rgb(
     Returns:
         [3, H, W] or [N, 3, H, W] RGB in [0, 1].
     """
-    _check_float("y", y, 1)
+    check_float_frames("y", y, 1)
     h, w = y.shape[-2:]
     if uv.shape[-2:] != ((h + 1) // 2, (w + 1) // 2):
         raise ValueError(f"chroma shape {tuple(uv.shape)} does not match luma shape {tuple(y.shape)} for 4:2:0")
@@ -156,7 +157,7 @@ def rgb_to_yuv420(rgb: torch.Tensor, matrix: str = "bt709") -> tuple[torch.Tenso
     Returns:
         (y, uv): [.., 1, H, W] and [.., 2, H/2, W/2].
     """
-    _check_float("rgb", rgb, 3)
+    check_float_frames("rgb", rgb, 3)
     if rgb.shape[-1] % 2 or rgb.shape[-2] % 2:
         raise ValueError(f"4:2:0 needs even height and width, got shape {tuple(rgb.shape)}")
     ycc = rgb_to_ycbcr(rgb, matrix)
