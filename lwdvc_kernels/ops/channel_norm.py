@@ -40,9 +40,9 @@ def channel_norm(
         weights = [weights]
     weights = [w.detach() if isinstance(w, torch.Tensor) else w for w in weights]
     dims = [dims] * len(weights) if isinstance(dims, int) else list(dims)
+    wrapped = check_channel_norm_args(weights, dims)  # also catches an empty list before dispatch
     if backend == "auto":
         return torch.ops.lwdvc.channel_norm(weights, dims)
-    wrapped = check_channel_norm_args(weights, dims)
     if backend == "reference":
         return channel_norm_reference(weights, wrapped)
     if backend == "triton":

@@ -1,0 +1,52 @@
+"""Shared helpers of the op tests: backends, tolerances and random inputs."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+# (atol, rtol) of a result computed in `dtype` against a float64 oracle.
+TOLERANCE = {
+    torch.float64: (1e-12, 1e-12),
+    torch.float32: (1e-6, 1e-6),
+    torch.float16: (1e-3, 1e-3),
+    torch.bfloat16: (1e-2, 1e-2),
+}
+
+HAS_CUDA = torch.cuda.is_available()
+needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA device")
+
+
+def triton_usable() -> bool:
+    """Triton kernels run on a GPU, or on CPU tensors under TRITON_INTERPRET=1."""
+    import os
+
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return HAS_CUDA or os.environ.get("TRITON_INTERPRET") == "1"
+
+
+needs_triton = pytest.mark.skipif(not triton_usable(), reason="triton needs a GPU or TRITON_INTERPRET=1")
+
+BACKENDS = [
+    pytest.param("auto", id="dispatcher"),
+    pytest.param("reference", id="reference"),
+    pytest.param("triton", id="triton", marks=needs_triton),
+]
+
+
+def random_mask(n: int, generator: torch.Generator, keep: float = 0.6) -> torch.Tensor:
+    """Float 0/1 mask with at least one kept and one pruned entry when n >= 2."""
+    mask = (torch.rand(n, generator=generator) < keep).float()
+    if n >= 2:
+        mask[0], mask[-1] = 1.0, 0.0
+    return mask
+
+
+def non_contiguous(t: torch.Tensor) -> torch.Tensor:
+    """Same values as ``t`` with non-contiguous strides (a transposed copy, transposed back)."""
+    if t.dim() < 2:
+        return torch.stack([t, t], dim=-1)[..., 0]
+    return t.transpose(0, -1).contiguous().transpose(0, -1)
