@@ -138,6 +138,10 @@ class DCVC(nn.Module):
         }
         return example_tensors(self, shapes)
 
+    def warp_shapes(self, height: int, width: int) -> list[tuple[int, int, int]]:
+        """(C, H, W) of every feature that decoding warps with the flow."""
+        return [(self.channel_N, height, width)]
+
     # ----------------------------------------------------------------- decoding
     def _decode_autoregressive(self, symbols: torch.Tensor, params: torch.Tensor,
                                context_conv: MaskedConv2d, entropy_parameters: nn.Module

@@ -147,6 +147,12 @@ class DCVCHEM(nn.Module):
         }
         return example_tensors(self, shapes)
 
+    def warp_shapes(self, height: int, width: int) -> list[tuple[int, int, int]]:
+        """(C, H, W) of every tensor that decoding warps: the frame and three feature scales."""
+        n = self.channel_N
+        return [(3, height, width), (n, height, width), (n, height // 2, width // 2),
+                (n, height // 4, width // 4)]
+
     def _reference_latent(self, dpb: dict, key: str, like: torch.Tensor, channels: int):
         value = dpb.get(key)
         if value is None:

@@ -14,6 +14,7 @@ __all__ = [
     "scale_channels", "conv3x3", "conv1x1", "subpel_conv3x3", "subpel_conv1x1", "flow_warp",
     "bilinear_downscale", "bilinear_upscale", "PreActResBlock", "LeakyResBlock", "ResBlock",
     "ResidualBlock", "ResidualBlockWithStride", "ResidualBlockUpsample", "SpyNetBasic", "SpyNet",
+    "FlowWarp",
 ]
 
 
@@ -250,3 +251,10 @@ class SpyNet(nn.Module):
             warped = flow_warp(references[index], flow_up)
             flow = flow_up + self.moduleBasic[level](torch.cat([currents[index], warped, flow_up], 1))
         return flow
+
+
+class FlowWarp(nn.Module):
+    """Module form of ``flow_warp`` (for tracing and MAC counting): (feature, flow) -> warped."""
+
+    def forward(self, feature: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        return flow_warp(feature, flow)
