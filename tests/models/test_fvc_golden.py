@@ -33,7 +33,7 @@ def _run_case(model, key: str, inputs: dict[str, torch.Tensor]) -> dict[str, tor
     if key == "composite":
         decoded = model.decode(inputs["composite.ref_image"], inputs["composite.q_offset"],
                                inputs["composite.q_residual"], inputs["composite.q_offset_prior"],
-                               inputs["composite.q_residual_prior"])
+                               inputs["composite.q_residual_prior"], with_align_image=True)
         return {f"composite.{name}": value for name, value in decoded.items()}
     if key == "dcn.offset":
         return {key: aligner.deformable_convolution.conv_offset(inputs["dcn.de_offset"])}

@@ -145,7 +145,8 @@ class FVC(nn.Module):
     @torch.no_grad()
     def decode(self, ref_frame: torch.Tensor, q_offset: torch.Tensor, q_residual: torch.Tensor,
                q_offset_prior: torch.Tensor | None = None, q_residual_prior: torch.Tensor | None = None,
-               output_size: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
+               output_size: tuple[int, int] | None = None,
+               with_align_image: bool = False) -> dict[str, torch.Tensor]:
         """Decode one P-frame from its quantised latents.
 
         Args:
@@ -156,10 +157,12 @@ class FVC(nn.Module):
                 [N, ch, H/64, W/64]; when given, the Gaussian parameters an entropy decoder
                 needs for the two latents are returned as well.
             output_size: (height, width) to crop the frames to (default: no crop).
+            with_align_image: also decode the aligned feature alone (``align_image``, an
+                official diagnostic that costs one more ``Decoder`` pass).
 
         Returns:
             dict with ``recon_image`` (clamped to [0, 1]), ``recon_image_preclamp``,
-            ``align_image`` (decoded aligned feature, clamped), ``ref_feature``,
+            ``align_image`` (only if requested, clamped), ``ref_feature``,
             ``aligned_feature``, ``recon_feature`` and, if the priors are given,
             ``offset_musigma`` / ``residual_musigma`` (raw parameters_net outputs, [N, 2ch,
             H/16, W/16]) with ``offset_means``, ``offset_scales``, ``residual_means``,
@@ -173,6 +176,10 @@ class FVC(nn.Module):
         y_size, z_size = (height // 16, width // 16), (height // 64, width // 64)
         check_latent(q_offset, "q_offset", self.channel_offset, y_size)
         check_latent(q_residual, "q_residual", self.channel_residual, y_size)
+        for name, latent in (("q_offset", q_offset), ("q_residual", q_residual),
+                             ("q_offset_prior", q_offset_prior), ("q_residual_prior", q_residual_prior)):
+            if latent is not None and latent.shape[0] != ref_frame.shape[0]:
+                raise ValueError(f"{name} has batch {latent.shape[0]}, ref_frame {ref_frame.shape[0]}")
         out: dict[str, torch.Tensor] = {}
         for name, prior, coder, hyper in (
                 ("offset", q_offset_prior, self.EntropyCoding_offsetf, self.OffsetPriorDecoder),
@@ -185,25 +192,61 @@ class FVC(nn.Module):
         out["ref_feature"] = self.Encoder(ref_frame)
         out["aligned_feature"] = self.aligner.motion_compensation(out["ref_feature"], q_offset)
         out["recon_feature"] = out["aligned_feature"] + self.resDecoder(q_residual)
-        recon = self.Decoder(out["recon_feature"])
-        align = self.Decoder(out["aligned_feature"])
+        images = {"recon_image_preclamp": self.Decoder(out["recon_feature"])}
+        if with_align_image:
+            images["align_image"] = self.Decoder(out["aligned_feature"])
         if output_size is not None:
-            recon, align = recon[..., :output_size[0], :output_size[1]], align[..., :output_size[0], :output_size[1]]
-        out["recon_image_preclamp"] = recon
-        out["recon_image"] = recon.clamp(0, 1)
-        out["align_image"] = align.clamp(0, 1)
+            images = {key: image[..., :output_size[0], :output_size[1]] for key, image in images.items()}
+        out["recon_image_preclamp"] = images["recon_image_preclamp"]
+        out["recon_image"] = images["recon_image_preclamp"].clamp(0, 1)
+        if with_align_image:
+            out["align_image"] = images["align_image"].clamp(0, 1)
         return out
+
+    @torch.no_grad()
+    def encode(self, ref_frame: torch.Tensor, frame: torch.Tensor) -> dict[str, torch.Tensor | tuple[int, int]]:
+        """Quantised (rounded) latents of ``frame`` given ``ref_frame`` (no arithmetic coding).
+
+        Args:
+            ref_frame, frame: [N, 3, H, W]; padded internally to multiples of 64.
+
+        Returns:
+            dict with ``q_offset``, ``q_residual`` [N, ch, H'/16, W'/16], ``q_offset_prior``,
+            ``q_residual_prior`` [N, ch, H'/64, W'/64], ``ref_frame_padded`` [N, 3, H', W'] and
+            ``output_size`` (H, W): exactly the arguments of :meth:`decode`.
+        """
+        self._check_pair(ref_frame, frame)
+        ref, _ = pad_frame(ref_frame)
+        x, _ = pad_frame(frame)
+        ref_feature, feature = self.Encoder(ref), self.Encoder(x)
+        offset = self.aligner.motion_estimation(ref_feature, feature)
+        q_offset = torch.round(offset)
+        aligned = self.aligner.motion_compensation(ref_feature, q_offset)
+        residual = self.resEncoder(feature - aligned)
+        return {"ref_frame_padded": ref, "q_offset": q_offset, "q_residual": torch.round(residual),
+                "q_offset_prior": torch.round(self.OffsetPriorEncoder(offset)),
+                "q_residual_prior": torch.round(self.resPriorEncoder(residual)),
+                "output_size": tuple(frame.shape[-2:])}
+
+    @staticmethod
+    def _check_pair(ref_frame: torch.Tensor, frame: torch.Tensor) -> None:
+        check_frame(ref_frame, "ref_frame")
+        check_frame(frame, "frame")
+        if ref_frame.shape != frame.shape:
+            raise ValueError(f"ref_frame {tuple(ref_frame.shape)} and frame {tuple(frame.shape)} "
+                             "must have the same shape")
 
     # ----------------------------------------------------------------- training forward
     def forward(self, ref_frame: torch.Tensor, frame: torch.Tensor,
-                quant: str = "noise") -> dict[str, torch.Tensor]:
+                quant: str | None = None) -> dict[str, torch.Tensor]:
         """Code ``frame`` given ``ref_frame`` and estimate the rate (no arithmetic coding).
 
         Args:
             ref_frame, frame: [N, 3, H, W] in [0, 1]; padded internally to multiples of 64.
             quant: "noise" (the official training proxy: uniform noise on every latent, for
                 the rate and the reconstruction alike), "ste" (straight-through rounding) or
-                "round" (hard rounding, the evaluation setting).
+                "round" (hard rounding). Default as officially: "noise" in training mode,
+                "round" in eval mode.
 
         Returns:
             dict (frames cropped back to H x W):
@@ -214,11 +257,9 @@ class FVC(nn.Module):
             (residual latent), ``bpp_z`` (residual hyper latent): estimated bits per original
             pixel, shape [N].
         """
-        check_frame(ref_frame, "ref_frame")
-        check_frame(frame, "frame")
-        if ref_frame.shape != frame.shape:
-            raise ValueError(f"ref_frame {tuple(ref_frame.shape)} and frame {tuple(frame.shape)} "
-                             "must have the same shape")
+        self._check_pair(ref_frame, frame)
+        if quant is None:
+            quant = "noise" if self.training else "round"
         if quant not in QUANT_MODES:
             raise ValueError(f"quant must be one of {QUANT_MODES}, got {quant!r}")
         num_pixels = frame.shape[-2] * frame.shape[-1]
