@@ -17,7 +17,8 @@ from lwdvc_kernels.nn import lower_bound
 
 __all__ = ["Bitparm", "BitEstimator", "quantize", "likelihood_to_bits", "laplace_likelihood",
            "gaussian_likelihood", "factorized_likelihood", "checkerboard_masks",
-           "dual_prior_forward", "dual_prior_decode", "QUANT_MODES"]
+           "dual_prior_forward", "dual_prior_decode", "QUANT_MODES", "EntropyBottleneck",
+           "gaussian_conditional_likelihood"]
 
 QUANT_MODES = ("noise", "ste", "round")
 
@@ -194,3 +195,63 @@ def dual_prior_decode(means: torch.Tensor, scales: torch.Tensor, quant_step: tor
     y_hat_1 = y_hat_1_1 + (q_1 + means_1) * mask_0
     y_hat = torch.cat((y_hat_0, y_hat_1), dim=1) * quant_step
     return y_hat, [scales_r_0, scales_r_1]
+
+
+class EntropyBottleneck(nn.Module):
+    """Non-parametric factorized density (Balle et al. 2018) with the classic parameter layout.
+
+    Parameters per channel C: ``_matrices.i`` [C, f_{i+1}, f_i], ``_biases.i`` [C, f_{i+1}, 1],
+    ``_factors.i`` [C, f_{i+1}, 1] for filters (1, 3, 3, 3, 3, 1), and ``quantiles`` [C, 1, 3]
+    whose middle column is the median used as quantisation offset.
+    """
+
+    def __init__(self, channels: int, init_scale: float = 10.0,
+                 filters: tuple[int, ...] = (3, 3, 3, 3)) -> None:
+        super().__init__()
+        self.channels = int(channels)
+        self.filters = tuple(int(f) for f in filters)
+        dims = (1,) + self.filters + (1,)
+        scale = init_scale ** (1 / (len(self.filters) + 1))
+        self.quantiles = nn.Parameter(torch.tensor([-init_scale, 0.0, init_scale]).repeat(channels, 1, 1))
+        self._biases = nn.ParameterList()
+        self._factors = nn.ParameterList()
+        self._matrices = nn.ParameterList()
+        for i in range(len(self.filters) + 1):
+            init = math.log(math.expm1(1 / scale / dims[i + 1]))
+            self._matrices.append(nn.Parameter(torch.full((channels, dims[i + 1], dims[i]), init)))
+            self._biases.append(nn.Parameter(torch.rand(channels, dims[i + 1], 1) - 0.5))
+            if i < len(self.filters):
+                self._factors.append(nn.Parameter(torch.zeros(channels, dims[i + 1], 1)))
+
+    def medians(self) -> torch.Tensor:
+        """Per-channel medians [1, C, 1, 1]."""
+        return self.quantiles[:, 0, 1].view(1, -1, 1, 1)
+
+    def _logits_cumulative(self, values: torch.Tensor) -> torch.Tensor:
+        logits = values
+        for i, matrix in enumerate(self._matrices):
+            logits = torch.matmul(F.softplus(matrix), logits) + self._biases[i]
+            if i < len(self._factors):
+                logits = logits + torch.tanh(self._factors[i]) * torch.tanh(logits)
+        return logits
+
+    def likelihood(self, values: torch.Tensor) -> torch.Tensor:
+        """Probability mass of the unit bin around ``values`` [N, C, H, W] (bounded below by 1e-9)."""
+        n, c, h, w = values.shape
+        flat = values.permute(1, 2, 3, 0).reshape(c, 1, -1)
+        lower = self._logits_cumulative(flat - 0.5)
+        upper = self._logits_cumulative(flat + 0.5)
+        sign = -torch.sign(lower + upper).detach()
+        mass = torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
+        mass = lower_bound(mass, 1e-9)
+        return mass.reshape(c, h, w, n).permute(3, 0, 1, 2)
+
+
+def gaussian_conditional_likelihood(values: torch.Tensor, scales: torch.Tensor,
+                                    scale_bound: float = 0.11) -> torch.Tensor:
+    """Unit-bin mass of zero-mean N(0, scale) at ``values`` (erfc form, bounded below by 1e-9)."""
+    scales = lower_bound(scales, scale_bound)
+    values = torch.abs(values)
+    upper = 0.5 * torch.erfc(-(2 ** -0.5) * (0.5 - values) / scales)
+    lower = 0.5 * torch.erfc(-(2 ** -0.5) * (-0.5 - values) / scales)
+    return lower_bound(upper - lower, 1e-9)
