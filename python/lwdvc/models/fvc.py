@@ -66,9 +66,16 @@ class GaussianConditional(nn.Module):
         return gaussian_bin_probability(values, means, scales)
 
 
-def _bits_per_pixel(likelihood: torch.Tensor, num_pixels: int) -> torch.Tensor:
-    """Estimated bits [N] of a latent, divided by the frame's pixel count."""
-    return likelihood_to_bits(likelihood).sum(dim=(1, 2, 3)) / num_pixels
+def _bits_per_pixel(likelihood: torch.Tensor, num_pixels: int, training: bool) -> torch.Tensor:
+    """Estimated bits [N] of a latent, divided by the frame's pixel count.
+
+    As officially, ``clamp(-log2(p), 0, 50)`` per element, with ``p + 1e-5`` in training.
+    """
+    if training:
+        bits = likelihood_to_bits(likelihood)
+    else:
+        bits = torch.clamp(-torch.log2(likelihood), 0.0, 50.0)
+    return bits.sum(dim=(1, 2, 3)) / num_pixels
 
 
 @register("fvc")
@@ -284,13 +291,13 @@ class FVC(nn.Module):
 
         result = {
             "bpp_mv_y": _bits_per_pixel(self.EntropyCoding_offsetf.likelihood(q_offset, offset_prior_feature),
-                                        num_pixels),
+                                        num_pixels, self.training),
             "bpp_mv_z": _bits_per_pixel(factorized_likelihood(q_offset_prior, self.EntropyCoding_offsetz),
-                                        num_pixels),
+                                        num_pixels, self.training),
             "bpp_y": _bits_per_pixel(self.EntropyCoding_residualf.likelihood(q_residual, residual_prior_feature),
-                                     num_pixels),
+                                     num_pixels, self.training),
             "bpp_z": _bits_per_pixel(factorized_likelihood(q_residual_prior, self.EntropyCoding_residualz),
-                                     num_pixels),
+                                     num_pixels, self.training),
         }
         result["bpp"] = result["bpp_mv_y"] + result["bpp_mv_z"] + result["bpp_y"] + result["bpp_z"]
         images = {"recon_image": self.Decoder(recon_feature), "align_image": self.Decoder(aligned),
