@@ -157,3 +157,15 @@ def test_bad_inputs_raise_clear_errors(small):
         small.decode(frame, q, q, torch.zeros(1, 32, 4, 4))
     with pytest.raises(ValueError, match="batch"):
         small.decode(frame, torch.zeros(2, 32, 4, 4), torch.zeros(2, 32, 4, 4))
+
+
+def test_decoder_modules_match_official_decoder_side(small):
+    """The official decoder-side list, without the factorized CDFs (no convolutions)."""
+    spec = load_state_dict_spec("fvc_state_dict.json")
+    official = set()
+    for entry in spec["decoder_side_submodules"]:  # e.g. "EntropyCoding_offsetf (parameters_net)"
+        name, _, note = entry.partition(" (")
+        if note.startswith("Bitparm"):
+            continue
+        official.add(f"{name}.parameters_net" if note.startswith("parameters_net") else name)
+    assert set(small.decoder_modules()) == official
