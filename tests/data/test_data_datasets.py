@@ -1,5 +1,4 @@
 """Transforms, training crop datasets, padded test sequences, Vimeo-90k and the default clips."""
-import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
