@@ -18,6 +18,12 @@ expands the offsets to one offset group per input channel, which is exact and co
 memory. Output channels and the offset conv's input channels carry no such constraint; the
 offset channels themselves are never prunable.
 
+Channel counts are read from the parameters (``weight``: C_out, C_in; ``conv_offset.weight``:
+C_off_in), so a handler may slice the parameters in place. If it removes input channels it must
+also call :meth:`DeformConv2d.keep_input_channels` (or :meth:`set_group_sizes`) with the kept
+indices, so that every remaining channel keeps its group's offsets; the forward pass raises if
+``group_sizes`` no longer sums to the weight's input channels.
+
 The forward pass calls ``torchvision.ops.deform_conv2d`` as a function; it is registered with
 ``torch.fx.wrap`` so a symbolic trace keeps it as one ``call_function`` node whose arguments are
 (input, offset, weight, bias, stride, padding, dilation).
@@ -83,23 +89,13 @@ class DeformConv2d(nn.Module):
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if group_sizes is None:
-            group_sizes = _equal_split(in_channels, deformable_groups)
-        group_sizes = tuple(int(s) for s in group_sizes)
-        if len(group_sizes) != deformable_groups or sum(group_sizes) != in_channels or min(group_sizes) < 0:
-            raise ValueError(
-                f"group_sizes={group_sizes} must have deformable_groups={deformable_groups} "
-                f"non-negative entries summing to in_channels={in_channels}"
-            )
-        self.in_channels = in_channels
-        self.out_channels = out_channels
+        if not isinstance(deformable_groups, int) or deformable_groups < 1:
+            raise ValueError(f"deformable_groups must be a positive int, got {deformable_groups!r}")
         self.kernel_size = _pair(kernel_size)
         self.stride = _pair(stride)
         self.padding = _pair(padding)
         self.dilation = _pair(dilation)
         self.deformable_groups = deformable_groups
-        self.group_sizes = group_sizes
-        self.offset_in_channels = in_channels if offset_in_channels is None else offset_in_channels
         taps = self.kernel_size[0] * self.kernel_size[1]
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *self.kernel_size))
         if bias:
@@ -107,7 +103,7 @@ class DeformConv2d(nn.Module):
         else:
             self.register_parameter("bias", None)
         self.conv_offset = nn.Conv2d(
-            self.offset_in_channels,
+            in_channels if offset_in_channels is None else offset_in_channels,
             deformable_groups * 2 * taps,
             self.kernel_size,
             stride=self.stride,
@@ -115,11 +111,62 @@ class DeformConv2d(nn.Module):
             dilation=self.dilation,
             bias=True,
         )
-        self.uniform_groups = len(set(group_sizes)) == 1
-        if not self.uniform_groups:
-            channel_group = torch.repeat_interleave(torch.arange(deformable_groups), torch.tensor(group_sizes))
-            self.register_buffer("channel_group", channel_group, persistent=False)
+        self.register_buffer("channel_group", torch.zeros(in_channels, dtype=torch.long), persistent=False)
+        self.set_group_sizes(_equal_split(in_channels, deformable_groups) if group_sizes is None else group_sizes)
         self.reset_parameters()
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of the sampled input (``weight.shape[1]``)."""
+        return self.weight.shape[1]
+
+    @property
+    def out_channels(self) -> int:
+        """Output channels (``weight.shape[0]``)."""
+        return self.weight.shape[0]
+
+    @property
+    def offset_in_channels(self) -> int:
+        """Channels of the offset feature (``conv_offset.weight.shape[1]``)."""
+        return self.conv_offset.weight.shape[1]
+
+    def set_group_sizes(self, group_sizes: Sequence[int]) -> None:
+        """Set how many (contiguous) input channels each deformable group holds.
+
+        Args:
+            group_sizes: ``deformable_groups`` non-negative ints summing to ``in_channels``.
+        """
+        sizes = tuple(int(s) for s in group_sizes)
+        if len(sizes) != self.deformable_groups or sum(sizes) != self.in_channels or min(sizes) < 0:
+            raise ValueError(
+                f"group_sizes={sizes} must have deformable_groups={self.deformable_groups} "
+                f"non-negative entries summing to in_channels={self.in_channels}"
+            )
+        self.group_sizes = sizes
+        self.uniform_groups = len(set(sizes)) == 1
+        owners = [group for group, size in enumerate(sizes) for _ in range(size)]
+        self.channel_group = torch.tensor(owners, dtype=torch.long, device=self.channel_group.device)
+
+    def group_sizes_after(self, in_keep: torch.Tensor | Sequence[int]) -> tuple[int, ...]:
+        """Group sizes once only the input channels ``in_keep`` (indices) remain."""
+        owners = [group for group, size in enumerate(self.group_sizes) for _ in range(size)]
+        counts = [0] * self.deformable_groups
+        for index in torch.as_tensor(in_keep, dtype=torch.long).flatten().tolist():
+            if not 0 <= index < len(owners):
+                raise ValueError(f"input channel index {index} out of range [0, {len(owners)})")
+            counts[owners[index]] += 1
+        return tuple(counts)
+
+    def keep_input_channels(self, in_keep: torch.Tensor | Sequence[int]) -> None:
+        """Record that only the input channels ``in_keep`` remain (after slicing ``weight``
+        in place along dim 1). ``in_keep`` holds indices into the channels before slicing."""
+        sizes = self.group_sizes_after(in_keep)
+        if sum(sizes) != self.in_channels:
+            raise ValueError(
+                f"{sum(sizes)} kept input channels but weight has {self.in_channels}: slice weight "
+                "along dim 1 with the same indices first"
+            )
+        self.set_group_sizes(sizes)
 
     def reset_parameters(self) -> None:
         """Uniform kernel init (1/sqrt(fan_in)) and zero offsets, as DCNv1 packs start."""
@@ -158,6 +205,11 @@ class DeformConv2d(nn.Module):
             [N, C_out, H', W'].
         """
         if not isinstance(x, torch.fx.Proxy):
+            if sum(self.group_sizes) != self.in_channels:
+                raise ValueError(
+                    f"DeformConv2d: group_sizes {self.group_sizes} sum to {sum(self.group_sizes)} but weight "
+                    f"has {self.in_channels} input channels; call keep_input_channels() after pruning"
+                )
             self._check_input("x", x, self.in_channels, None)
             expected = self.deformable_groups * 2 * self.kernel_size[0] * self.kernel_size[1]
             self._check_input("offset", offset, expected, x)
@@ -218,8 +270,7 @@ class DeformConv2d(nn.Module):
         in_idx = index(in_keep, self.in_channels, "in_keep")
         out_idx = index(out_keep, self.out_channels, "out_keep")
         off_idx = index(offset_in_keep, self.offset_in_channels, "offset_in_keep")
-        bounds = torch.tensor((0,) + self.group_sizes).cumsum(0)
-        new_sizes = [int(((in_idx >= lo) & (in_idx < hi)).sum()) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        new_sizes = self.group_sizes_after(in_idx)
         smaller = DeformConv2d(
             len(in_idx),
             len(out_idx),

@@ -147,3 +147,25 @@ def test_bad_inputs_raise_clear_errors():
         DeformConv2d(10, 8, 3, deformable_groups=2, group_sizes=(4, 5))
     with pytest.raises(ValueError, match="in_keep"):
         layer.select_channels(in_keep=[3, 1])
+
+
+def test_in_place_pruning_with_keep_input_channels():
+    """A handler that slices the parameters in place and records the kept inputs."""
+    layer = _random_layer()
+    reference = layer.select_channels([0, 1, 2, 6, 11], [2, 5])
+    with torch.no_grad():
+        layer.weight = torch.nn.Parameter(layer.weight[[2, 5]][:, [0, 1, 2, 6, 11]])
+    assert (layer.in_channels, layer.out_channels) == (5, 2)
+    with pytest.raises(ValueError, match="keep_input_channels"):
+        layer(torch.randn(1, 5, 6, 6), torch.randn(1, 16, 6, 6))
+    layer.keep_input_channels([0, 1, 2, 6, 11])
+    assert layer.group_sizes == reference.group_sizes == (3, 1, 1, 0)
+    x, feature = torch.randn(1, 5, 6, 6), torch.randn(1, 16, 6, 6)
+    torch.testing.assert_close(layer(x, feature), reference(x, feature))
+
+
+def test_builds_on_meta_device():
+    with torch.device("meta"):
+        layer = DeformConv2d(16, 8, 3, padding=1, deformable_groups=4, group_sizes=(5, 3, 4, 4))
+    assert layer.weight.is_meta and layer.channel_group.is_meta
+    assert layer(torch.empty(1, 16, 5, 5, device="meta"), torch.empty(1, 16, 5, 5, device="meta")).shape == (1, 8, 5, 5)
