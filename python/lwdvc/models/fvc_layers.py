@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lwdvc_kernels.nn.deform_conv import DeformConv2d
+from lwdvc_kernels.nn import DeformConv2d
 
 __all__ = [
     "ResidualBlockNoBN",
