@@ -54,3 +54,24 @@ def test_registry_lists_models():
     assert {"dcvc", "dcvc_hem", "dcvc_hem_intra"} <= set(available())
     with pytest.raises(KeyError, match="unknown model"):
         build("no_such_codec")
+
+
+def test_hyperprior_has_the_classic_key_layout():
+    model = build("hyperprior", quality=6)
+    n, m = 192, 320
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    expected = {"entropy_bottleneck.quantiles": (n, 1, 3),
+                "entropy_bottleneck._matrices.0": (n, 3, 1),
+                "entropy_bottleneck._matrices.4": (n, 1, 3),
+                "entropy_bottleneck._biases.4": (n, 1, 1),
+                "entropy_bottleneck._factors.3": (n, 3, 1),
+                "g_a.0.weight": (n, 3, 5, 5), "g_a.1.gamma": (n, n), "g_a.6.weight": (m, n, 5, 5),
+                "g_s.0.weight": (m, n, 5, 5), "g_s.5.beta": (n,), "g_s.6.weight": (n, 3, 5, 5),
+                "h_a.0.weight": (n, m, 3, 3), "h_a.4.weight": (n, n, 5, 5),
+                "h_s.0.weight": (n, n, 5, 5), "h_s.4.weight": (m, n, 3, 3)}
+    for key, shape in expected.items():
+        assert shapes[key] == shape, key
+    prefixes = {k.split(".")[0] for k in shapes}
+    assert prefixes == {"entropy_bottleneck", "g_a", "g_s", "h_a", "h_s"}
+    assert len([k for k in shapes if k.startswith("entropy_bottleneck.")]) == 1 + 5 + 5 + 4
+    assert build("hyperprior", quality=1).g_a[6].weight.shape == (192, 128, 5, 5)
