@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["count_macs", "grid_sample_macs", "deform_conv2d_macs"]
+__all__ = ["count_macs", "count_macs_of_call", "grid_sample_macs", "deform_conv2d_macs"]
 
 # MACs per output element of grid_sample, keyed by its interpolation_mode argument
 # (0 bilinear, 1 nearest, 2 bicubic).
@@ -121,3 +121,11 @@ def count_macs(
         totals[_strip_root(name)] = sum(per_op.values()) // 2
     totals[""] = counter.get_total_flops() // 2
     return totals
+
+
+def count_macs_of_call(func: Any, args: tuple, kwargs: dict) -> int:
+    """MACs of one function call ``func(*args, **kwargs)`` (same rules as :func:`count_macs`)."""
+    counter = FlopCounterMode(display=False, custom_mapping=_custom_mapping())
+    with torch.no_grad(), counter:
+        func(*args, **kwargs)
+    return counter.get_total_flops() // 2

@@ -1,0 +1,31 @@
+"""Channel-group analysis and compaction of pruned models.
+
+Files: ``trace`` (execution tracer), ``graph`` (channel elements and coupling),
+``function_rules`` / ``module_rules`` / ``engine_rules`` / ``layer_rules`` (per-op and per-layer
+handlers), ``groups`` (groups, members, MAC accounting), ``slicing`` (masking and slicing of
+tensors), ``verify`` (masked vs compacted check), ``compactor`` (public entry points).
+"""
+from lwdvc_kernels.compact.compactor import channel_groups, compact, round_masks
+from lwdvc_kernels.compact.engine_rules import register_engine_layers
+from lwdvc_kernels.compact.graph import UnsupportedOpError
+from lwdvc_kernels.compact.groups import ChannelAnalysis, ChannelGroup, Member
+from lwdvc_kernels.compact.module_rules import ModuleHandler, register_module_handler
+from lwdvc_kernels.compact.verify import CompactionMismatch
+
+register_engine_layers()
+
+__all__ = [
+    "channel_groups", "compact", "round_masks", "ChannelAnalysis", "ChannelGroup", "Member",
+    "ModuleHandler", "register_module_handler", "UnsupportedOpError", "CompactionMismatch",
+]
+
+
+# Importing this package binds ``lwdvc_kernels.compact`` to the package itself, shadowing the
+# lazily exported function of the same name; making the package callable keeps
+# ``lwdvc_kernels.compact(model, ...)`` working whatever was imported first.
+class _CallablePackage(type(__import__("sys"))):
+    def __call__(self, *args, **kwargs):
+        return compact(*args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallablePackage

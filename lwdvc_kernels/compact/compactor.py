@@ -1,0 +1,113 @@
+"""``channel_groups`` and ``compact``: the public entry points of the compaction engine."""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from lwdvc_kernels.compact import function_rules
+from lwdvc_kernels.compact.groups import ChannelAnalysis, build_analysis
+from lwdvc_kernels.compact.module_rules import MODULE_RULES
+from lwdvc_kernels.compact.slicing import slice_pruned, unit_importance, zero_pruned
+from lwdvc_kernels.compact.trace import Tracer
+from lwdvc_kernels.compact.verify import compare_outputs
+from lwdvc_kernels.masking import detach_masks, has_masks, masks_of
+
+__all__ = ["channel_groups", "compact", "round_masks"]
+
+
+def channel_groups(module: nn.Module, example_inputs: Any) -> ChannelAnalysis:
+    """Find the channel groups of ``module`` by running it once on ``example_inputs``.
+
+    Args:
+        module: any module (masks attached through :mod:`lwdvc_kernels.masking` are fine).
+        example_inputs: one tensor, a tuple of positional inputs, or a dict of keyword inputs.
+            Small spatial sizes suffice; MACs in the result refer to these inputs.
+
+    Returns:
+        A :class:`ChannelAnalysis` with ``groups``, ``macs(kept)`` and ``dense_macs``.
+
+    Raises:
+        UnsupportedOpError: an op or layer with channel-carrying inputs that no rule describes
+            (the message names the op and the module it ran in).
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"channel_groups expects an nn.Module, got {type(module).__name__}")
+    tracer = Tracer(module, MODULE_RULES, function_rules)
+    tracer.run(example_inputs)
+    return build_analysis(tracer.g)
+
+
+def round_masks(
+    model: nn.Module, analysis: ChannelAnalysis, masks: dict[str, torch.Tensor], round_to: int
+) -> dict[str, torch.Tensor]:
+    """Keep at least ``round_to`` channels per group and multiples of ``round_to`` (capped at
+    the group size) by restoring the most important pruned channels (L2 norm of producers)."""
+    if not isinstance(round_to, int) or round_to < 1:
+        raise ValueError(f"round_to must be a positive int, got {round_to!r}")
+    rounded = {}
+    for group in analysis.groups:
+        mask = masks[group.name].clone()
+        kept = int(mask.sum())
+        target = min(group.size, max(round_to, math.ceil(kept / round_to) * round_to))
+        if target > kept:
+            score = unit_importance(model, analysis, group.name)
+            score[mask] = -math.inf
+            restore = torch.topk(score, target - kept).indices
+            mask[restore] = True
+        rounded[group.name] = mask
+    return rounded
+
+
+def compact(
+    model: nn.Module,
+    example_inputs: Any = None,
+    *,
+    masks: dict[str, torch.Tensor] | None = None,
+    round_to: int = 1,
+    verify: bool = True,
+    rtol: float = 1e-5,
+    return_masks: bool = False,
+) -> nn.Module | tuple[nn.Module, dict[str, torch.Tensor]]:
+    """Return a physically smaller copy of ``model`` without its pruned channels.
+
+    Args:
+        model: a masked model (``MaskedWeight`` parametrizations attached) or a plain model with
+            ``masks``. It is not modified.
+        example_inputs: inputs for the trace and the verification (shapes only are reused for
+            verification; values are random). Required.
+        masks: ``{group name: bool keep-mask [group.size]}``; overrides the attached masks of the
+            groups it names; groups named nowhere are kept whole.
+        round_to: keep at least this many channels per group and round kept counts up to
+            multiples of it (never above the group size), restoring the most important channels.
+        verify: run the masked model (with restored channels unmasked) and the compacted model
+            on the same random inputs and raise :class:`CompactionMismatch` if they differ.
+        rtol: relative tolerance of the verification (of each output's norm).
+        return_masks: also return the final ``{group name: bool keep-mask}`` (after rounding).
+
+    Returns:
+        A new module: smaller weights, biases, norms, GDN parameters; no parametrizations
+        (and the final keep-masks when ``return_masks``).
+    """
+    if example_inputs is None:
+        raise ValueError("compact needs example_inputs to trace the model (small sizes suffice)")
+    work = copy.deepcopy(model)
+    attached = masks_of(work) if has_masks(work) else {}
+    detach_masks(work, apply=False)
+    analysis = channel_groups(work, example_inputs)
+    requested = {**attached, **(masks or {})}
+    unprunable = [n for n in requested if n in {g.name for g in analysis.groups} and not analysis[n].prunable]
+    for name in unprunable:
+        if not bool(requested[name].all()):
+            raise ValueError(f"group {name!r} is not prunable ({analysis[name].reasons[0]})")
+    keep = analysis.keep_masks(requested)
+    keep = round_masks(work, analysis, keep, round_to)
+    reference = copy.deepcopy(work) if verify else None
+    slice_pruned(work, analysis, keep)
+    if reference is not None:
+        zero_pruned(reference, analysis, keep)
+        compare_outputs(reference, work, example_inputs, rtol=rtol)
+    return (work, keep) if return_masks else work

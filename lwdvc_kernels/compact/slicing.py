@@ -1,0 +1,98 @@
+"""Apply group keep-masks to a model: zero the producers (masked model) or slice every member."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lwdvc_kernels.compact.groups import ChannelAnalysis
+from lwdvc_kernels.compact.module_rules import finalize_module
+
+__all__ = ["zero_pruned", "slice_pruned", "unit_importance", "get_tensor", "set_tensor"]
+
+
+def get_tensor(model: nn.Module, module: str, tensor: str) -> torch.Tensor:
+    owner = model.get_submodule(module) if module else model
+    t = getattr(owner, tensor, None)
+    if not isinstance(t, torch.Tensor):
+        raise ValueError(f"{module or '<root>'}.{tensor} is not a tensor of {type(owner).__name__}")
+    return t
+
+
+def set_tensor(model: nn.Module, module: str, tensor: str, value: torch.Tensor) -> None:
+    """Replace a parameter (keeps ``requires_grad``) or buffer of a submodule."""
+    owner = model.get_submodule(module) if module else model
+    old = getattr(owner, tensor)
+    if isinstance(old, nn.Parameter):
+        setattr(owner, tensor, nn.Parameter(value.detach().clone(), requires_grad=old.requires_grad))
+    elif tensor in owner._buffers:
+        owner._buffers[tensor] = value.detach().clone()
+    else:
+        raise ValueError(f"{module}.{tensor} is neither a parameter nor a buffer")
+
+
+def _keep_per_key(model, analysis: ChannelAnalysis, masks: dict[str, torch.Tensor], roles=None):
+    keep: dict[tuple[str, str, int], torch.Tensor] = {}
+    for group in analysis.groups:
+        mask = masks[group.name]
+        for m in group.members:
+            if roles is not None and m.role not in roles:
+                continue
+            key = (m.module, m.tensor, m.dim)
+            if key not in keep:
+                keep[key] = torch.ones(get_tensor(model, m.module, m.tensor).shape[m.dim], dtype=torch.bool)
+            keep[key][m.positions] = mask[m.units]
+    return keep
+
+
+@torch.no_grad()
+def zero_pruned(model: nn.Module, analysis: ChannelAnalysis, masks: dict[str, torch.Tensor]) -> None:
+    """Masked-model semantics in place: zero the pruned channels of every producer tensor."""
+    for (module, tensor, dim), keep in _keep_per_key(model, analysis, masks, ("producer",)).items():
+        t = get_tensor(model, module, tensor)
+        drop = (~keep).nonzero().flatten().to(t.device)
+        if drop.numel():
+            t.index_fill_(dim, drop, 0)
+
+
+@torch.no_grad()
+def slice_pruned(model: nn.Module, analysis: ChannelAnalysis, masks: dict[str, torch.Tensor]) -> None:
+    """Physically remove pruned channels from every member tensor, then fix layer attributes."""
+    per_tensor: dict[tuple[str, str], dict[int, torch.Tensor]] = {}
+    for (module, tensor, dim), keep in _keep_per_key(model, analysis, masks).items():
+        per_tensor.setdefault((module, tensor), {})[dim] = keep.nonzero().flatten()
+    kept_by_owner: dict[str, dict[tuple[str, int], torch.Tensor]] = {}
+    for (module, tensor), dims in per_tensor.items():
+        t = get_tensor(model, module, tensor)
+        new = t
+        for dim, index in dims.items():
+            new = new.index_select(dim, index.to(t.device))
+            kept_by_owner.setdefault(module, {})[(tensor, dim)] = index
+        set_tensor(model, module, tensor, new)
+    for module, kept in kept_by_owner.items():
+        finalize_module(model.get_submodule(module) if module else model, kept)
+
+
+def _norm_sq_per_position(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Squared L2 norm of every slice of ``t`` along ``dim`` (float32 [t.size(dim)])."""
+    try:
+        from lwdvc_kernels.ops import channel_norm
+
+        return channel_norm(t.detach().float(), dim) ** 2
+    except (ImportError, RuntimeError):
+        moved = t.detach().double().movedim(dim, 0).reshape(t.shape[dim], -1)
+        return (moved * moved).sum(1).float()
+
+
+def unit_importance(model: nn.Module, analysis: ChannelAnalysis, name: str) -> torch.Tensor:
+    """Importance of every channel of group ``name``: L2 norm of all producer weights writing it.
+
+    Returns:
+        float32 [group.size] on the CPU.
+    """
+    group = analysis[name]
+    total = torch.zeros(group.size, dtype=torch.float32)
+    for m in group.producers():
+        t = get_tensor(model, m.module, m.tensor)
+        sq = _norm_sq_per_position(t, m.dim).cpu()[m.positions]
+        total.index_add_(0, m.units, sq)
+    return total.sqrt()

@@ -1,0 +1,213 @@
+"""Execution tracing for the channel analysis.
+
+Why not ``torch.fx.symbolic_trace``: decoders of learnt codecs branch on tensor shapes (padding
+to a multiple of 64, per-resolution paths) and call helper functions on real values, which a
+symbolic trace cannot follow. We therefore run the module once on the example inputs under a
+:class:`torch.overrides.TorchFunctionMode` and record every torch function call on concrete
+tensors, plus forward hooks on *leaf* modules (types in the module-handler registry, e.g. convs,
+norms, GDN, PixelShuffle). Inside a leaf module nothing is recorded: its handler describes it.
+Every other module is traced through, so custom blocks need no handler as long as their
+functional ops are known. Tensors are identified by object identity (kept alive during the
+trace); parameters and buffers by identity with their qualified names.
+
+Rules: leaf modules -> :mod:`lwdvc_kernels.compact.module_rules`; functions and tensor methods
+(by name) -> :mod:`lwdvc_kernels.compact.function_rules`. A call with no channel-carrying input
+(constants, shapes, grids built from ``arange``) needs no rule. A call with one and no rule
+raises :class:`UnsupportedOpError` naming the op and the module it ran in.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+from torch.overrides import TorchFunctionMode
+
+from lwdvc_kernels.compact.graph import ChannelGraph, UnsupportedOpError, Val
+
+__all__ = ["Tracer", "iter_tensors", "func_name", "normalize_inputs"]
+
+
+def iter_tensors(obj: Any) -> Iterator[torch.Tensor]:
+    """Tensors inside nested tuples/lists/dicts (in order)."""
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, (list, tuple)):
+        for item in obj:
+            yield from iter_tensors(item)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            yield from iter_tensors(item)
+
+
+def func_name(func: Any) -> str:
+    """Normalised name of a torch function / tensor method (``__iadd__`` -> ``iadd``)."""
+    name = getattr(func, "__name__", None) or type(func).__name__
+    if name == "__get__":
+        owner = getattr(func, "__self__", None)
+        return "get_" + str(getattr(owner, "__name__", "attr"))
+    if name.startswith("__") and name.endswith("__"):
+        name = name[2:-2]
+    return name
+
+
+def normalize_inputs(example_inputs: Any) -> tuple[tuple, dict]:
+    """``x`` / ``(x, y)`` / ``{"x": x}`` -> (args, kwargs)."""
+    if isinstance(example_inputs, dict):
+        return (), dict(example_inputs)
+    if isinstance(example_inputs, (tuple, list)):
+        return tuple(example_inputs), {}
+    return (example_inputs,), {}
+
+
+class Tracer(TorchFunctionMode):
+    """Runs a module once and feeds every op to the channel rules."""
+
+    def __init__(self, model: nn.Module, module_rules, function_rules) -> None:
+        super().__init__()
+        self.model = model
+        self.g = ChannelGraph()
+        self.module_rules = module_rules
+        self.function_rules = function_rules
+        self.vals: dict[int, Val] = {}
+        self._alive: list[torch.Tensor] = []
+        self.params: dict[int, str] = {}
+        self.depth = 0
+        self.busy = False
+        self.stack: list[str] = []
+        self.counter = 0
+        self.leaf_calls: list[str] = []
+
+    # -- values ---------------------------------------------------------------------------
+    def val(self, t: Any) -> Val | None:
+        """Channel info of a tensor; parameters get ``Val(param=name)``; constants None."""
+        if not isinstance(t, torch.Tensor):
+            return None
+        v = self.vals.get(id(t))
+        if v is not None:
+            return v
+        name = self.params.get(id(t))
+        if name is not None:
+            return Val(param=name, const=True)
+        return None
+
+    def set(self, t: Any, val: Val) -> None:
+        if isinstance(t, torch.Tensor):
+            self.vals[id(t)] = val
+            self._alive.append(t)
+
+    def labeled(self, t: Any) -> bool:
+        v = self.val(t)
+        return v is not None and v.cdim is not None
+
+    def where(self) -> str:
+        return self.stack[-1] if self.stack else ""
+
+    def set_untracked(self, out: Any, const: bool) -> None:
+        for t in iter_tensors(out):
+            self.set(t, Val(const=const))
+
+    # -- tracing --------------------------------------------------------------------------
+    def run(self, example_inputs: Any) -> Any:
+        args, kwargs = normalize_inputs(example_inputs)
+        handles = []
+        for qualname, module in self.model.named_modules():
+            handles.append(module.register_forward_pre_hook(self._pre_hook(qualname), with_kwargs=True))
+            handles.append(module.register_forward_hook(self._post_hook(qualname), with_kwargs=True))
+        try:
+            with torch.no_grad(), parametrize.cached():
+                for qualname, module in self.model.named_modules(remove_duplicate=False):
+                    for name, t in list(module.named_parameters(recurse=False)) + list(
+                        module.named_buffers(recurse=False)
+                    ):
+                        self.params.setdefault(id(t), f"{qualname}.{name}" if qualname else name)
+                    for name in getattr(module, "parametrizations", {}):
+                        t = getattr(module, name)
+                        self._alive.append(t)
+                        self.params[id(t)] = f"{qualname}.{name}" if qualname else name
+                for t in iter_tensors((args, kwargs)):
+                    self.set(t, self.g.fresh_input(t, "module input"))
+                with self:
+                    out = self.model(*args, **kwargs)
+        finally:
+            for h in handles:
+                h.remove()
+        self.g.node = "<output>"
+        for t in iter_tensors(out):
+            v = self.val(t)
+            if v is not None and v.cdim is not None:
+                self.g.fix(v.labels, "module output")
+        return out
+
+    def _leaf_rule(self, module: nn.Module):
+        for cls in type(module).__mro__:
+            rule = self.module_rules.get(cls)
+            if rule is not None:
+                return rule if type(module).forward is cls.forward else None
+        return None
+
+    def _pre_hook(self, qualname: str):
+        def hook(module, args, kwargs):
+            if self.busy:
+                return None
+            self.stack.append(qualname)
+            if self._leaf_rule(module) is not None:
+                self.depth += 1
+            return None
+
+        return hook
+
+    def _post_hook(self, qualname: str):
+        def hook(module, args, kwargs, output):
+            if self.busy:
+                return None
+            self.stack.pop()
+            rule = self._leaf_rule(module)
+            if rule is None:
+                return None
+            self.depth -= 1
+            if self.depth == 0:
+                self.busy = True
+                try:
+                    self.g.node = qualname or "<root>"
+                    self.leaf_calls.append(qualname)
+                    rule.trace(self, module, qualname, args, kwargs, output)
+                finally:
+                    self.busy = False
+            return None
+
+        return hook
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if self.depth > 0 or self.busy or next(iter_tensors(out), None) is None:
+            return out
+        self.busy = True
+        try:
+            self._on_function(func, args, kwargs, out)
+        finally:
+            self.busy = False
+        return out
+
+    def _on_function(self, func, args, kwargs, out) -> None:
+        name = func_name(func)
+        self.counter += 1
+        where = self.where() or "<root>"
+        self.g.node = f"{where}:{name}#{self.counter}"
+        inputs = list(iter_tensors((args, kwargs)))
+        if not any(self.labeled(t) for t in inputs):
+            vals = [self.val(t) for t in inputs]
+            const = all(v is not None and v.const for v in vals)
+            self.set_untracked(out, const)
+            self.function_rules.constant_call(self, name, func, args, kwargs, out)
+            return
+        rule = self.function_rules.RULES.get(name)
+        if rule is None:
+            raise UnsupportedOpError(
+                f"channel analysis has no rule for op {name!r} ({func!r}) at node "
+                f"{self.g.node!r} in module {where!r}; it reads channel-carrying tensors"
+            )
+        rule(self, func, args, kwargs, out)

@@ -1,0 +1,86 @@
+"""Check that a compacted model computes what the masked model computes."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from lwdvc_kernels.compact.trace import iter_tensors, normalize_inputs
+
+__all__ = ["random_like_inputs", "compare_outputs", "CompactionMismatch"]
+
+
+class CompactionMismatch(AssertionError):
+    """The compacted model's outputs differ from the masked model's."""
+
+
+def random_like_inputs(example_inputs: Any, seed: int = 0) -> tuple[tuple, dict]:
+    """Inputs shaped like ``example_inputs`` with random, never all-zero values.
+
+    Floating tensors get N(0, 1) values scaled to the example's magnitude (at least 1);
+    integer/bool tensors and non-tensors are kept as they are.
+    """
+    gen = torch.Generator().manual_seed(seed)
+
+    def convert(obj):
+        if isinstance(obj, torch.Tensor):
+            if not obj.is_floating_point():
+                return obj
+            scale = max(1.0, float(obj.detach().abs().amax())) if obj.numel() else 1.0
+            values = torch.randn(obj.shape, generator=gen, dtype=torch.float32) * scale
+            return values.to(device=obj.device, dtype=obj.dtype)
+        if isinstance(obj, (list, tuple)):
+            return type(obj)(convert(o) for o in obj)
+        if isinstance(obj, dict):
+            return {k: convert(v) for k, v in obj.items()}
+        return obj
+
+    args, kwargs = normalize_inputs(example_inputs)
+    return convert(args), convert(kwargs)
+
+
+@torch.no_grad()
+def compare_outputs(
+    reference: nn.Module, candidate: nn.Module, example_inputs: Any, rtol: float = 1e-5, seed: int = 0
+) -> float:
+    """Run both models on the same random inputs; raise if any output differs.
+
+    Tolerance: ``||a - b|| <= rtol * ||a||`` per output tensor (plus a tiny absolute floor).
+
+    Returns:
+        The worst relative error seen.
+
+    Raises:
+        CompactionMismatch: naming the output index, shapes and error.
+    """
+    args, kwargs = random_like_inputs(example_inputs, seed)
+    modes = (reference.training, candidate.training)
+    reference.eval()
+    candidate.eval()
+    try:
+        expected = list(iter_tensors(reference(*args, **kwargs)))
+        got = list(iter_tensors(candidate(*args, **kwargs)))
+    finally:
+        reference.train(modes[0])
+        candidate.train(modes[1])
+    if len(expected) != len(got):
+        raise CompactionMismatch(f"masked model returns {len(expected)} tensors, compacted {len(got)}")
+    worst = 0.0
+    for i, (a, b) in enumerate(zip(expected, got)):
+        if a.shape != b.shape:
+            raise CompactionMismatch(f"output {i}: masked shape {tuple(a.shape)} != compacted {tuple(b.shape)}")
+        if not a.is_floating_point():
+            if not torch.equal(a, b):
+                raise CompactionMismatch(f"output {i}: integer outputs differ")
+            continue
+        norm = float(a.double().norm())
+        err = float((a.double() - b.double()).norm())
+        rel = err / max(norm, 1e-30)
+        worst = max(worst, rel)
+        if not err <= rtol * norm + 1e-12 or not torch.isfinite(b).all():
+            raise CompactionMismatch(
+                f"output {i} {tuple(a.shape)}: compacted differs from masked model, "
+                f"relative error {rel:.3e} > {rtol:.1e}"
+            )
+    return worst
