@@ -13,8 +13,8 @@ from torch import nn
 from lwdvc_kernels.nn import GDN, MaskedConv2d
 from lwdvc.models.entropy import (BitEstimator, QUANT_MODES, factorized_likelihood,
                                   laplace_likelihood, likelihood_to_bits, quantize)
-from lwdvc.models.frames import PAD_MULTIPLE, check_frame, check_latent, crop_frame, \
-    check_frame_size, example_tensors, pad_frame
+from lwdvc.models.frames import check_frame, check_frame_size, check_latent, \
+    check_padded_frame, crop_frame, example_tensors, pad_frame
 from lwdvc.models.layers import LeakyResBlock, PreActResBlock, SpyNet, flow_warp, scale_channels, \
     subpel_conv3x3
 from lwdvc.models.zoo import register
@@ -190,13 +190,9 @@ class DCVC(nn.Module):
             ``temporal_prior_params``, ``prior_params``, ``y_hat``, ``mv_scales_hat``,
             ``y_scales_hat``.
         """
-        check_frame(ref_frame, "ref_frame")
-        height, width = ref_frame.shape[-2:]
+        height, width = check_padded_frame(ref_frame, "ref_frame")
         if ref_frame.shape[0] != 1:
             raise ValueError(f"decode works on batch 1, got ref_frame {tuple(ref_frame.shape)}")
-        if height % PAD_MULTIPLE or width % PAD_MULTIPLE:
-            raise ValueError(f"ref_frame must be padded to multiples of {PAD_MULTIPLE}, got "
-                             f"{height}x{width}; use lwdvc.models.frames.pad_frame")
         z_size, y_size = (height // 64, width // 64), (height // 16, width // 16)
         check_latent(mv_z_hat, "mv_z_hat", self.channel_N, z_size)
         check_latent(z_hat, "z_hat", self.channel_N, z_size)

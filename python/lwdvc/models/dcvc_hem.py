@@ -16,7 +16,7 @@ from lwdvc_kernels.nn import lower_bound
 from lwdvc.models.entropy import (BitEstimator, QUANT_MODES, dual_prior_decode, dual_prior_forward,
                                   factorized_likelihood, laplace_likelihood, likelihood_to_bits,
                                   quantize)
-from lwdvc.models.frames import (PAD_MULTIPLE, check_frame, check_frame_size, check_latent,
+from lwdvc.models.frames import (check_frame, check_frame_size, check_latent, check_padded_frame,
                                  crop_frame, example_tensors, pad_frame)
 from lwdvc.models.hem_blocks import (ContextualDecoder, ContextualEncoder, FeatureExtractor,
                                      MultiScaleContextFusion, ReconGeneration, enc_dec_models,
@@ -185,11 +185,7 @@ class DCVCHEM(nn.Module):
         ref = dpb.get("ref_frame") if isinstance(dpb, dict) else None
         if ref is None:
             raise ValueError("dpb must be a dict holding 'ref_frame'")
-        check_frame(ref, "dpb['ref_frame']")
-        height, width = ref.shape[-2:]
-        if height % PAD_MULTIPLE or width % PAD_MULTIPLE:
-            raise ValueError(f"dpb['ref_frame'] must be padded to multiples of {PAD_MULTIPLE}, "
-                             f"got {height}x{width}; use lwdvc.models.frames.pad_frame")
+        height, width = check_padded_frame(ref, "dpb['ref_frame']")
         z_size, y_size = (height // 64, width // 64), (height // 16, width // 16)
         check_latent(mv_z_hat, "mv_z_hat", self.channel_N, z_size)
         check_latent(z_hat, "z_hat", self.channel_N, z_size)

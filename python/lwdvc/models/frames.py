@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["check_frame", "padding_for", "pad_frame", "crop_frame", "check_latent", "example_tensors",
-           "check_frame_size", "PAD_MULTIPLE"]
+           "check_frame_size", "check_padded_frame", "PAD_MULTIPLE"]
 
 PAD_MULTIPLE = 64
 
@@ -84,3 +84,13 @@ def check_frame_size(height: int, width: int) -> None:
     if height <= 0 or width <= 0 or height % PAD_MULTIPLE or width % PAD_MULTIPLE:
         raise ValueError(f"frame size must be positive multiples of {PAD_MULTIPLE}, "
                          f"got {height}x{width}")
+
+
+def check_padded_frame(frame: torch.Tensor, name: str) -> tuple[int, int]:
+    """Check a frame [N, 3, H, W] already padded to multiples of 64; returns (H, W)."""
+    check_frame(frame, name)
+    height, width = frame.shape[-2:]
+    if height % PAD_MULTIPLE or width % PAD_MULTIPLE:
+        raise ValueError(f"{name} must be padded to multiples of {PAD_MULTIPLE}, got "
+                         f"{height}x{width}; use lwdvc.models.frames.pad_frame")
+    return height, width
