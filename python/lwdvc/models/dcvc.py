@@ -3,6 +3,11 @@
 State_dict keys, shapes and the order of operations follow the official ``DCVC_net``; official
 checkpoints load with ``lwdvc.models.load_official("dcvc", path)``. ``width`` scales every channel
 count for small CPU-trainable variants (same code path).
+
+Frame sizes: the official DCVC evaluation crops the source video to multiples of 64 (e.g.
+1920x1080 -> 1920x1024 with ffmpeg) instead of padding. ``forward`` here zero-pads on the
+right/bottom to multiples of 64 and crops the result (the DCVC-HEM scheme), so no pixels are
+lost; to reproduce the published DCVC numbers, crop the input first.
 """
 from __future__ import annotations
 
