@@ -163,6 +163,17 @@ def set_beta(model: nn.Module, beta: float) -> None:
         param.beta = float(beta)
 
 
+def _own_class(module: nn.Module) -> None:
+    """Give ``module`` a private copy of its parametrized class.
+
+    ``copy.deepcopy`` shares the dynamically created ``Parametrized<Layer>`` class between the
+    original and the copy, and removing a parametrization deletes a property from that class,
+    which would break the original. A private class keeps the removal local.
+    """
+    cls = type(module)
+    module.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
+
+
 def detach_masks(model: nn.Module, apply: bool = False) -> None:
     """Remove every :class:`MaskedWeight` parametrization (other parametrizations stay).
 
@@ -172,6 +183,7 @@ def detach_masks(model: nn.Module, apply: bool = False) -> None:
             (pruned channels become zero).
     """
     for _, module, tensor_name, _ in list(_masked_weights(model)):
+        _own_class(module)
         plist = module.parametrizations[tensor_name]
         if len(plist) != 1:
             raise ValueError(

@@ -58,17 +58,7 @@ class EngineDeformConvHandler(ModuleHandler):
     def finalize(self, module, kept) -> None:
         in_idx = kept.get(("weight", 1))
         if in_idx is not None:
-            bounds = torch.tensor((0,) + tuple(module.group_sizes)).cumsum(0)
-            sizes = tuple(int(((in_idx >= lo) & (in_idx < hi)).sum()) for lo, hi in zip(bounds[:-1], bounds[1:]))
-            module.group_sizes = sizes
-            module.uniform_groups = len(set(sizes)) == 1
-            if "channel_group" in module._buffers:
-                del module._buffers["channel_group"]
-            if not module.uniform_groups:
-                group = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
-                module.register_buffer("channel_group", group.to(module.weight.device), persistent=False)
-        module.out_channels, module.in_channels = module.weight.shape[:2]
-        module.offset_in_channels = module.conv_offset.weight.shape[1]
+            module.keep_input_channels(in_idx)
 
 
 class TorchvisionDeformConvHandler(ModuleHandler):

@@ -1,0 +1,37 @@
+"""Shared test helpers: random keep-masks that reach a MAC reduction target."""
+from __future__ import annotations
+
+import torch
+
+from lwdvc_kernels.compact import ChannelAnalysis
+
+
+def masks_for_reduction(analysis: ChannelAnalysis, reduction: float, seed: int) -> dict[str, torch.Tensor]:
+    """Random keep-masks removing free channels in random order until the MACs fall to
+    ``(1 - reduction) * dense`` (binary search over the prefix length); every group keeps one."""
+    gen = torch.Generator().manual_seed(seed)
+    candidates = []
+    for g in analysis.prunable:
+        free = (~g.fixed).nonzero().flatten()
+        keep_one = free[torch.randint(len(free), (1,), generator=gen)] if bool(g.fixed.all()) is False and int(g.fixed.sum()) == 0 else None
+        for unit in free.tolist():
+            if keep_one is None or unit != int(keep_one):
+                candidates.append((g.name, unit))
+    order = torch.randperm(len(candidates), generator=gen).tolist()
+    candidates = [candidates[i] for i in order]
+    target = (1.0 - reduction) * analysis.dense_macs
+
+    def masks_of_prefix(k: int) -> dict[str, torch.Tensor]:
+        masks = {g.name: torch.ones(g.size, dtype=torch.bool) for g in analysis.prunable}
+        for name, unit in candidates[:k]:
+            masks[name][unit] = False
+        return masks
+
+    lo, hi = 0, len(candidates)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if analysis.macs(masks_of_prefix(mid)) <= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return masks_of_prefix(lo)
