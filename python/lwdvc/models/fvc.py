@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from lwdvc.models.entropy import BitEstimator, QUANT_MODES, factorized_likelihood, likelihood_to_bits, quantize
-from lwdvc.models.frames import PAD_MULTIPLE, check_frame, check_frame_size, check_latent, crop_frame, \
+from lwdvc.models.frames import check_frame, check_frame_size, check_latent, check_padded_frame, crop_frame, \
     example_tensors, pad_frame
 from lwdvc.models.fvc_layers import DeformableAligner, FeatureDecoder, FeatureEncoder, HyperDecoder, \
     HyperEncoder, LatentDecoder, LatentEncoder, ParameterNet
@@ -175,11 +175,7 @@ class FVC(nn.Module):
             H/16, W/16]) with ``offset_means``, ``offset_scales``, ``residual_means``,
             ``residual_scales``.
         """
-        check_frame(ref_frame, "ref_frame")
-        height, width = ref_frame.shape[-2:]
-        if height % PAD_MULTIPLE or width % PAD_MULTIPLE:
-            raise ValueError(f"ref_frame must be padded to multiples of {PAD_MULTIPLE}, got "
-                             f"{height}x{width}; use lwdvc.models.frames.pad_frame")
+        height, width = check_padded_frame(ref_frame, "ref_frame")
         y_size, z_size = (height // 16, width // 16), (height // 64, width // 64)
         check_latent(q_offset, "q_offset", self.channel_offset, y_size)
         check_latent(q_residual, "q_residual", self.channel_residual, y_size)
