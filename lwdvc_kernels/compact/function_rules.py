@@ -251,15 +251,46 @@ def _probe(tr, func, args, kwargs, out) -> None:
         probe = probe.contiguous()
         a, k = _replace_first(args, kwargs, x, probe)
         p_out = func(*a, **k)
-    for o, p in zip(iter_tensors(out), iter_tensors(p_out)):
-        found = _channel_dim_of_probe(p)
-        if found is None:
+    pairs = list(zip(iter_tensors(out), iter_tensors(p_out)))
+    found = [_channel_dim_of_probe(p) for _, p in pairs]
+    blocks = _equal_blocks([f[1] if f else None for f in found], channels)
+    if blocks is not None:  # chunk / split into equal parts: channel j of every part coupled
+        for idx in blocks[1:]:
+            g.union_lists([v.labels[i] for i in blocks[0]], [v.labels[i] for i in idx])
+    for (o, p), hit in zip(pairs, found):
+        if hit is None:
             idx = sorted(set(p.flatten().tolist())) if p.numel() else []
             g.fix([v.labels[i] for i in idx], "channels merged with other dims")
             tr.set(o, Val(const=False))
-        else:
-            d, idx = found
-            tr.set(o, Val(d, [v.labels[i] for i in idx], [v.zero[i] for i in idx]))
+            continue
+        d, idx = hit
+        if blocks is None and not _size_independent(idx, channels):
+            g.fix(v.labels, "channels selected at fixed positions (slice, index, uneven split)")
+        tr.set(o, Val(d, [v.labels[i] for i in idx], [v.zero[i] for i in idx]))
+
+
+def _equal_blocks(indices: list[list[int] | None], channels: int) -> list[list[int]] | None:
+    """Outputs that are equal contiguous blocks covering all channels (chunk/split), or None."""
+    if len(indices) < 2 or any(i is None for i in indices):
+        return None
+    size = len(indices[0])
+    expected = [list(range(k * size, (k + 1) * size)) for k in range(len(indices))]
+    return indices if size * len(indices) == channels and indices == expected else None
+
+
+def _size_independent(idx: list[int], channels: int) -> bool:
+    """Does the op select channels in a way that adapts to a smaller channel count?
+
+    True for the identity, repetition of each channel (flatten, repeat_interleave), tiling of
+    all channels (repeat, tile) and reversal (flip); False for slices, index lists, uneven
+    splits, whose positions are written in the code.
+    """
+    full = list(range(channels))
+    if sorted(set(idx)) != full:
+        return False
+    if all(a <= b for a, b in zip(idx, idx[1:])) or idx == full[::-1]:
+        return True
+    return len(idx) % channels == 0 and idx == full * (len(idx) // channels)
 
 
 @rule("cat", "concat", "concatenate", "stack")
