@@ -1,0 +1,22 @@
+"""Channel pruning of decoder modules: global MAC budget, gradient decay, compaction.
+
+Public API:
+    Pruner(model, modules, example_inputs, target_mac_reduction=0.65, mode="gd", ...)
+    Pruner.for_codec(model, frame_size=(64, 64), ...)
+    finalize(pruner, round_to=1, verify=True)    compacted copy of the model
+    SigmoidSchedule, beta_schedule, lambda3_schedule, target_ramp
+    MetricsLogger, JsonlLogger, CsvLogger, read_metrics, plot_training_curves
+    PruneConfigError, MODES
+"""
+from lwdvc.prune.finalize import finalize
+from lwdvc.prune.logging import CsvLogger, JsonlLogger, MetricsLogger, MultiLogger, read_metrics
+from lwdvc.prune.plots import plot_training_curves
+from lwdvc.prune.pruner import MODES, Pruner
+from lwdvc.prune.schedules import SigmoidSchedule, beta_schedule, lambda3_schedule, target_ramp
+from lwdvc.prune.scope import PruneConfigError
+
+__all__ = [
+    "Pruner", "MODES", "finalize", "PruneConfigError", "SigmoidSchedule", "beta_schedule",
+    "lambda3_schedule", "target_ramp", "MetricsLogger", "JsonlLogger", "CsvLogger", "MultiLogger",
+    "read_metrics", "plot_training_curves",
+]

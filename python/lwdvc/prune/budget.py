@@ -1,0 +1,137 @@
+"""The global, MAC-weighted pruning budget over several traced modules.
+
+Every module gets its own :class:`lwdvc_kernels.compact.ChannelAnalysis` (one analysis, two users:
+the pruner and :func:`lwdvc_kernels.compact`). The decoder's MACs are the sum of the modules'
+exact ``analysis.macs(kept)``; the budget is ``1 - macs(kept) / macs(dense)``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["PrunedGroup", "MacBudget"]
+
+
+@dataclass
+class PrunedGroup:
+    """One prunable channel group of one module, as the pruner sees it.
+
+    Attributes:
+        key: ``"<module name>/<group name>"``, unique over the pruned scope.
+        module: name of the traced module (key of the pruner's module dict).
+        name: group name inside that module's analysis.
+        size: channels of the group.
+        fixed: bool [size], channels that must always be kept.
+        min_kept: the fewest channels the group may keep (fixed ones included, >= 1).
+        cost: MACs one channel takes away from the dense decoder (the group's marginal cost).
+        mask: the float 0/1 [size] mask shared by the group's MaskedWeight parametrizations.
+    """
+
+    key: str
+    module: str
+    name: str
+    size: int
+    fixed: torch.Tensor
+    min_kept: int
+    cost: float
+    mask: torch.Tensor | None = None
+
+    @property
+    def free(self) -> torch.Tensor:
+        return ~self.fixed
+
+
+class MacBudget:
+    """Exact MACs of a set of modules for given keep-masks.
+
+    Args:
+        analyses: ``{module name: ChannelAnalysis}``.
+    """
+
+    def __init__(self, analyses: dict) -> None:
+        self.analyses = dict(analyses)
+        self.dense_macs = int(sum(a.dense_macs for a in self.analyses.values()))
+        if self.dense_macs <= 0:
+            raise ValueError("the pruned modules have no MACs on their example inputs")
+
+    def macs(self, kept: dict[str, dict[str, torch.Tensor | int]]) -> int:
+        """Total MACs with ``kept = {module: {group: bool mask | count}}`` (missing = dense)."""
+        return int(sum(a.macs(kept.get(name, {})) for name, a in self.analyses.items()))
+
+    def reduction(self, kept: dict[str, dict[str, torch.Tensor | int]]) -> float:
+        """Fraction of the dense MACs removed: ``1 - macs(kept) / dense``."""
+        return 1.0 - self.macs(kept) / self.dense_macs
+
+    def marginal_cost(self, module: str, group: str) -> float:
+        """MACs saved by removing one channel of ``group`` from the dense ``module``."""
+        analysis = self.analyses[module]
+        size = analysis[group].size
+        return float(analysis.dense_macs - analysis.macs({group: size - 1}))
+
+    def pruned_groups(self, min_keep: float) -> list[PrunedGroup]:
+        """Every prunable group with its fixed channels, floor and marginal cost.
+
+        Args:
+            min_keep: fraction of each group's channels that stays (at least one channel).
+        """
+        groups = []
+        for module, analysis in self.analyses.items():
+            for g in analysis.prunable:
+                floor = max(1, math.ceil(min_keep * g.size), int(g.fixed.sum()))
+                if floor >= g.size:
+                    continue
+                groups.append(PrunedGroup(f"{module}/{g.name}", module, g.name, g.size,
+                                          g.fixed.clone(), floor, self.marginal_cost(module, g.name)))
+        return groups
+
+    def max_reduction(self, groups: list[PrunedGroup]) -> float:
+        """Reduction with every group at its floor (fixed channels first, as counts)."""
+        kept: dict[str, dict[str, int]] = {}
+        for g in groups:
+            kept.setdefault(g.module, {})[g.name] = g.min_kept
+        return self.reduction(kept)
+
+    def select(self, groups: list[PrunedGroup], order: list[tuple[int, int]], target: float
+               ) -> tuple[dict[str, dict[str, torch.Tensor]], float]:
+        """Prune the shortest prefix of ``order`` whose removal reaches ``target``.
+
+        Args:
+            groups: the pruned groups.
+            order: candidate (group index, channel) pairs, least valuable first.
+            target: MAC reduction to reach (0 keeps everything).
+
+        Returns:
+            (``{module: {group: bool keep-mask}}``, its exact reduction). If the whole order
+            does not reach ``target``, all of it is pruned.
+        """
+        def masks_for(k: int) -> dict[str, dict[str, torch.Tensor]]:
+            keep = [torch.ones(g.size, dtype=torch.bool) for g in groups]
+            for gi, ch in order[:k]:
+                keep[gi][ch] = False
+            out: dict[str, dict[str, torch.Tensor]] = {}
+            for g, m in zip(groups, keep):
+                out.setdefault(g.module, {})[g.name] = m
+            return out
+
+        if target <= 0 or not order:
+            kept = masks_for(0)
+            return kept, self.reduction(kept)
+        lo, hi = 0, len(order)  # reduction(prefix) is monotone in the prefix length
+        cache: dict[int, float] = {}
+
+        def red(k: int) -> float:
+            if k not in cache:
+                cache[k] = self.reduction(masks_for(k))
+            return cache[k]
+
+        if red(hi) < target:
+            return masks_for(hi), red(hi)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if red(mid) >= target:
+                hi = mid
+            else:
+                lo = mid + 1
+        return masks_for(lo), red(lo)

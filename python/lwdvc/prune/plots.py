@@ -1,0 +1,81 @@
+"""Training curves of a pruning run (MAC reduction, schedules, flips, losses) as a PNG."""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+__all__ = ["plot_training_curves"]
+
+_PANELS = (
+    ("MAC reduction", ("mac_reduction", "target_now", "target")),
+    ("schedules", ("beta", "lambda3")),
+    ("mask flips per update", ("mask_flips",)),
+    ("losses", ("loss", "rd_loss", "bpp", "mse", "ald_loss", "prune_loss")),
+    ("distillation loss per layer", None),  # every ald_loss/<layer>
+)
+
+
+def plot_training_curves(
+    runs: Mapping[str, Sequence[Mapping[str, float]]] | Sequence[Mapping[str, float]],
+    path: str | os.PathLike,
+    title: str | None = None,
+    dpi: int = 110,
+) -> str:
+    """Plot the curves of one or more runs (e.g. STE vs GD) into one PNG (Agg canvas).
+
+    Args:
+        runs: rows of ``metrics()`` dicts (each with ``step``), or ``{run label: rows}``; read
+            files with :func:`lwdvc.prune.read_metrics`.
+        path: output ``.png``; parent folders are created.
+        title: figure title.
+        dpi: resolution.
+
+    Returns:
+        The path written. Panels whose keys no run has are left out.
+
+    Raises:
+        ValueError: no rows at all, or a row without ``step``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not isinstance(runs, Mapping):
+        runs = {"": runs}
+    runs = {label: list(rows) for label, rows in runs.items()}
+    if not any(runs.values()):
+        raise ValueError("plot_training_curves: no metric rows")
+    for label, rows in runs.items():
+        if any("step" not in r for r in rows):
+            raise ValueError(f"plot_training_curves: run {label!r} has a row without 'step'")
+    panels = []
+    for name, keys in _PANELS:
+        if keys is None:
+            keys = tuple(sorted({k for rows in runs.values() for r in rows for k in r
+                                 if k.startswith("ald_loss/")}))
+        present = [k for k in keys if any(k in r for rows in runs.values() for r in rows)]
+        if present:
+            panels.append((name, present))
+    fig = Figure(figsize=(6.5, 2.6 * max(1, len(panels))))
+    FigureCanvasAgg(fig)
+    for i, (name, keys) in enumerate(panels):
+        ax = fig.add_subplot(len(panels), 1, i + 1)
+        for label, rows in runs.items():
+            for key in keys:
+                points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+                if not points:
+                    continue
+                xs, ys = zip(*points)
+                style = "--" if key in ("target", "target_now") else "-"
+                ax.plot(xs, ys, style, linewidth=1.2, label=f"{label} {key}".strip())
+        ax.set_title(name, fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    if panels:
+        fig.axes[-1].set_xlabel("step")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path
