@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from golden import (assert_close, fill_deterministic, load_reference, outputs_for,
+from tests.models.golden import (assert_close, fill_deterministic, load_reference, outputs_for,
                     reference_meta_keys)
 from lwdvc.models import build
 from lwdvc.models.layers import flow_warp

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from golden import assert_close, fill_deterministic, load_reference, outputs_for, reference_meta_keys
+from tests.models.golden import assert_close, fill_deterministic, load_reference, outputs_for, reference_meta_keys
 from lwdvc.models import build
 
 REFERENCE = "fvc_reference.pt"

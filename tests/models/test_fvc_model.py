@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.fx
 
-from golden import fill_deterministic, load_state_dict_spec
+from tests.models.golden import fill_deterministic, load_state_dict_spec
 from lwdvc.models import build, load_official
 from lwdvc.models.fvc import gaussian_bin_probability
 from lwdvc.models.zoo import StateDictMismatchError

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from golden import load_state_dict_spec
+from tests.models.golden import load_state_dict_spec
 from lwdvc.models import available, build
 
 SPECS = {"dcvc": "dcvc_state_dict.json", "dcvc_hem": "dcvc_hem_state_dict.json",
