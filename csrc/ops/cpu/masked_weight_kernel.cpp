@@ -2,12 +2,11 @@
 //
 // Both are "multiply every element by a per-channel factor": the factor is the mask (forward)
 // or the gradient-decay scale mask + beta * (1 - mask) (backward). One pass over the tensor, no
-// full-size temporaries, vectorised with at::vec and parallel with at::parallel_for.
+// full-size temporaries, parallel with at::parallel_for; contiguous tensors use the per-ISA
+// vectorised loop of isa/scale_channels.cpp, strided ones TensorIterator.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
 #include <ATen/TensorIterator.h>
-#include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
 #include <ATen/native/cpu/Loops.h>
 #include <torch/library.h>
@@ -17,52 +16,17 @@
 #include "../common/channel_view.h"
 #include "../common/checks.h"
 #include "../common/masked_weight.h"
+#include "isa/scale_channels.h"
 
 namespace lwdvc {
 namespace {
 
-constexpr int64_t kGrainElements = 32768;  // elements per parallel task (as ATen's GRAIN_SIZE)
-constexpr int64_t kShortRow = 64;          // rows shorter than this use a repeated pattern row
-
-// out = x * factor[channel] for a contiguous x viewed as [outer, channels, inner].
-template <typename scalar_t>
-void scale_channels_contiguous(const scalar_t* x, scalar_t* out, const std::vector<scalar_t>& factor,
-                               const ChannelView& v) {
-  using Vec = at::vec::Vectorized<scalar_t>;
-  if (v.inner >= kShortRow) {
-    // Long rows (e.g. conv weights masked along dim 0): one scalar factor per row.
-    const int64_t rows = v.outer * v.channels;
-    const int64_t grain = std::max<int64_t>(1, kGrainElements / v.inner);
-    at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        const Vec f(factor[r % v.channels]);
-        at::vec::map([f](Vec a) { return a * f; }, out + r * v.inner, x + r * v.inner, v.inner);
-      }
-    });
-    return;
-  }
-  // Short rows (e.g. ConvTranspose weights masked along dim 1, Linear along dim 1): expand the
-  // factors once into a pattern of length channels * inner and multiply row blocks by it.
-  const int64_t block = v.channels * v.inner;
-  std::vector<scalar_t> pattern(block);
-  for (int64_t c = 0; c < v.channels; ++c) {
-    std::fill_n(pattern.data() + c * v.inner, v.inner, factor[c]);
-  }
-  const int64_t grain = std::max<int64_t>(1, kGrainElements / block);
-  at::parallel_for(0, v.outer, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t o = begin; o < end; ++o) {
-      at::vec::map2([](Vec a, Vec b) { return a * b; }, out + o * block, x + o * block,
-                    pattern.data(), block);
-    }
-  });
-}
-
 // out = x * factor[channel] for any strides, through TensorIterator (mask broadcast by stride 0).
 template <typename scalar_t>
-void scale_channels_strided(const at::Tensor& x, at::Tensor& out, const std::vector<scalar_t>& factor,
+void scale_channels_strided(const at::Tensor& x, at::Tensor& out, const std::vector<float>& factor_f,
                             int64_t dim) {
-  auto factor_tensor = at::from_blob(const_cast<scalar_t*>(factor.data()),
-                                     {static_cast<int64_t>(factor.size())}, x.options());
+  std::vector<scalar_t> factor(factor_f.begin(), factor_f.end());
+  auto factor_tensor = at::from_blob(factor.data(), {static_cast<int64_t>(factor.size())}, x.options());
   std::vector<int64_t> strides(x.dim(), 0);
   strides[dim] = 1;
   auto broadcast = factor_tensor.as_strided(x.sizes(), strides);
@@ -77,15 +41,13 @@ void scale_channels_strided(const at::Tensor& x, at::Tensor& out, const std::vec
       [](Vec a, Vec b) { return a * b; });
 }
 
-// Per-channel factors in the tensor's dtype: mask (forward) or the gradient-decay scale.
-template <typename scalar_t>
-std::vector<scalar_t> channel_factors(const at::Tensor& mask, double beta, bool gradient_decay) {
+// Per-channel factors: mask (forward) or the gradient-decay scale (backward).
+std::vector<float> channel_factors(const at::Tensor& mask, double beta, bool gradient_decay) {
   const auto m = mask.to(at::kFloat).contiguous();
-  const float* mp = m.data_ptr<float>();
-  std::vector<scalar_t> factor(m.numel());
+  const float* mp = m.const_data_ptr<float>();
+  std::vector<float> factor(m.numel());
   for (int64_t c = 0; c < m.numel(); ++c) {
-    const float f = gradient_decay ? gradient_decay_scale(mp[c], static_cast<float>(beta)) : mp[c];
-    factor[c] = static_cast<scalar_t>(f);
+    factor[c] = gradient_decay ? gradient_decay_scale(mp[c], static_cast<float>(beta)) : mp[c];
   }
   return factor;
 }
@@ -94,14 +56,14 @@ at::Tensor scale_channels(const at::Tensor& x, const at::Tensor& mask, double be
                           bool gradient_decay) {
   const bool contiguous = x.is_contiguous();
   at::Tensor out = contiguous ? at::empty_like(x, at::MemoryFormat::Contiguous) : at::empty_like(x);
+  const auto factor = channel_factors(mask, beta, gradient_decay);
+  if (contiguous) {
+    static const ScaleChannelsFn scale_contiguous = scale_channels_contiguous_for_this_cpu();
+    scale_contiguous(x, out, factor, channel_view(x, dim));
+    return out;
+  }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "lwdvc_masked_weight", [&] {
-    const auto factor = channel_factors<scalar_t>(mask, beta, gradient_decay);
-    if (contiguous) {
-      scale_channels_contiguous<scalar_t>(x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
-                                          factor, channel_view(x, dim));
-    } else {
-      scale_channels_strided<scalar_t>(x, out, factor, dim);
-    }
+    scale_channels_strided<scalar_t>(x, out, factor, dim);
   });
   return out;
 }

@@ -1,0 +1,56 @@
+"""Benchmark-wide setup: torch threads = cores, Triton interpreter without a GPU, and a ratio
+table (every provider against the group's baseline, measured in this same run) at the end."""
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+if not os.path.exists("/dev/nvidia0") and "TRITON_INTERPRET" not in os.environ:
+    os.environ["TRITON_INTERPRET"] = "1"
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(os.cpu_count() or 1)
+
+_MEDIANS: dict[str, dict[str, float]] = defaultdict(dict)
+_BASELINES: dict[str, str] = {}
+_EXTRA: dict[str, dict[str, float]] = defaultdict(dict)
+
+
+@pytest.fixture
+def record_median():
+    """Call ``record_median(benchmark, group, provider, baseline=..., **extra)`` after a run."""
+
+    def record(benchmark, group: str, provider: str, baseline: str, **extra: float) -> None:
+        if benchmark.stats is None:  # --benchmark-disable
+            return
+        _MEDIANS[group][provider] = benchmark.stats.stats.median
+        _BASELINES[group] = baseline
+        for key, value in extra.items():
+            _EXTRA[f"{group}/{provider}"][key] = value
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _MEDIANS:
+        return
+    rows = []
+    terminalreporter.section("lwdvc ratios (baseline median / provider median, same run)")
+    for group, medians in sorted(_MEDIANS.items()):
+        base = medians.get(_BASELINES[group])
+        for provider, median in sorted(medians.items()):
+            speedup = base / median if base else float("nan")
+            extra = _EXTRA.get(f"{group}/{provider}", {})
+            extra_text = " ".join(f"{k}={v:.4g}" for k, v in extra.items())
+            terminalreporter.write_line(
+                f"{group:40s} {provider:28s} median {median * 1e3:9.3f} ms  speed-up x{speedup:6.3f} {extra_text}"
+            )
+            rows.append({"group": group, "provider": provider, "median_s": median, "speedup": speedup, **extra})
+    out = Path(os.environ.get("LWDVC_BENCH_JSON", ".benchmarks/lwdvc_ratios.json"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=2))
+    terminalreporter.write_line(f"written to {out}")
