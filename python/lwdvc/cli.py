@@ -1,0 +1,68 @@
+"""The ``lwdvc`` command line: ``lwdvc {train,eval,prune,compact,demo,ablate,bench} ...``.
+
+``main(argv)`` returns the exit status, so tests call it in-process. Errors a user can cause
+(missing or unreadable videos, bad sizes, checkpoints of another codec, diverged training) are
+printed as one line on stderr with exit status 2, without a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from lwdvc.commands import COMMANDS
+
+__all__ = ["main", "build_parser", "USER_ERRORS"]
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from lwdvc.checkpoint import CheckpointError
+    from lwdvc.train.loop import TrainingDiverged
+
+    return (CheckpointError, TrainingDiverged, FileNotFoundError, NotADirectoryError, PermissionError,
+            IsADirectoryError, ValueError, TypeError, KeyError)
+
+
+USER_ERRORS = _user_errors
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lwdvc", description="Prune learnt video decoders (gradient decay + layer-wise "
+                                  "distillation) and compact them into smaller, faster decoders.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"lwdvc.commands.{name}")
+        sub = module.add_parser(subparsers)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def _message(error: BaseException) -> str:
+    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    return text or type(error).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exit_:  # argparse exits on --help and on usage errors
+        return int(exit_.code or 0)
+    if getattr(args, "run", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except USER_ERRORS() as error:
+        print(f"lwdvc {args.command}: error: {_message(error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lwdvc {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

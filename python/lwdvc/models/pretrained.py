@@ -1,0 +1,101 @@
+"""Trained codecs shipped with the package (``lwdvc/weights/``) and the format they use.
+
+A shipped model is two files in a weights folder:
+
+* ``<name>.json``: ``{"name", "codec": VideoCodec config, "dtype", "weights": file name,
+  "description", "training": {...}}`` (plain JSON, never executed);
+* ``<name>.safetensors``: the state_dict (stored in ``dtype``, loaded as float32).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["WEIGHTS_DIR", "available_pretrained", "pretrained", "load_weights", "save_weights"]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def available_pretrained(folder: str | os.PathLike | None = None) -> list[str]:
+    """Names of the models in ``folder`` (default: the package's weights folder)."""
+    folder = Path(folder) if folder is not None else WEIGHTS_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.json") if p.with_suffix(".safetensors").is_file())
+
+
+def save_weights(codec, path: str | os.PathLike, dtype: str = "float16",
+                 description: str = "", training: dict[str, Any] | None = None) -> tuple[str, str]:
+    """Write ``codec`` (a :class:`~lwdvc.train.codec.VideoCodec`) as ``<path>.json`` + ``.safetensors``.
+
+    Args:
+        codec: the model.
+        path: file path without extension; its base name is the model name.
+        dtype: storage dtype ("float16", "bfloat16" or "float32").
+        description, training: free text and a JSON-able record of how it was trained.
+
+    Returns:
+        (json path, safetensors path).
+    """
+    from safetensors.torch import save_file
+
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+    base = Path(path)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to(_DTYPES[dtype]).contiguous().clone() for k, v in codec.state_dict().items()}
+    weights = base.with_suffix(".safetensors")
+    save_file(tensors, str(weights), metadata={"format": "lwdvc-codec", "dtype": dtype})
+    meta = {"name": base.name, "codec": codec.config, "dtype": dtype, "weights": weights.name,
+            "description": description, "training": training or {}}
+    json_path = base.with_suffix(".json")
+    json_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return str(json_path), str(weights)
+
+
+def load_weights(json_path: str | os.PathLike):
+    """Load a codec written by :func:`save_weights` (float32, eval mode).
+
+    Raises:
+        FileNotFoundError: the JSON or the weights file is missing (named).
+        ValueError: the JSON is not an lwdvc codec description, or the weights do not fit.
+    """
+    from safetensors.torch import load_file
+
+    from lwdvc.models.zoo import load_state_dict_checked
+    from lwdvc.train.codec import VideoCodec
+
+    json_path = Path(json_path)
+    if not json_path.is_file():
+        raise FileNotFoundError(f"model description not found: {json_path}")
+    try:
+        meta = json.loads(json_path.read_text())
+        codec_config = meta["codec"]
+        weights = json_path.parent / meta["weights"]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{json_path} is not an lwdvc model description: {error}") from error
+    if not weights.is_file():
+        raise FileNotFoundError(f"weights file not found: {weights}")
+    codec = VideoCodec.from_config(codec_config)
+    state = {k: v.float() for k, v in load_file(str(weights)).items()}
+    load_state_dict_checked(codec, state)
+    return codec.eval()
+
+
+def pretrained(name: str = "dcvc_hem_w025", folder: str | os.PathLike | None = None):
+    """A trained codec shipped with the package, as a float32 VideoCodec in eval mode.
+
+    Args:
+        name: a name from :func:`available_pretrained`.
+        folder: weights folder (default: the package's).
+    """
+    folder = Path(folder) if folder is not None else WEIGHTS_DIR
+    names = available_pretrained(folder)
+    if name not in names:
+        raise KeyError(f"no pretrained model {name!r} in {folder}; available: {', '.join(names) or 'none'}")
+    return load_weights(folder / f"{name}.json")

@@ -1,0 +1,172 @@
+"""A video codec as one module: an I-frame codec plus a P-frame codec with a common interface.
+
+Training, evaluation, checkpoints and pruning all see the same object: :class:`VideoCodec` holds
+``intra`` (I-frames) and ``inter`` (P-frames) and codes frames through two methods whose inputs
+and outputs do not depend on the codec family:
+
+* ``code_intra(frame, rate)`` -> ``{"recon", "bpp"}``
+* ``code_inter(frame, state, rate)`` -> ``{"recon", "bpp", "state"}``
+
+``rate`` is a rate-point index tensor [N] (one per sample). Variable-rate families (DCVC-HEM)
+pick their learnt quantisation scales with it; fixed-rate families (DCVC, FVC, each with the
+scale-hyperprior I-frame codec) have one rate point, index 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from lwdvc.models import build
+
+__all__ = ["FAMILIES", "Family", "VideoCodec", "check_codec_config"]
+
+
+@dataclass(frozen=True)
+class Family:
+    """A supported (I-frame codec, P-frame codec) pair.
+
+    Attributes:
+        intra: registry name of the I-frame codec.
+        inter: registry name of the P-frame codec.
+        variable_rate: one model covers several rate points through learnt q-scales.
+        intra_width: whether the I-frame codec takes the ``width`` argument as well.
+    """
+
+    intra: str
+    inter: str
+    variable_rate: bool
+
+
+FAMILIES: dict[str, Family] = {
+    "dcvc_hem": Family("dcvc_hem_intra", "dcvc_hem", variable_rate=True),
+    "dcvc": Family("hyperprior", "dcvc", variable_rate=False),
+    "fvc": Family("hyperprior", "fvc", variable_rate=False),
+}
+
+
+def check_codec_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate and normalise a codec config ``{"family", "width", "intra_width", "anchors"}``.
+
+    Returns:
+        A new JSON-able dict with every key present.
+
+    Raises:
+        ValueError: unknown family or a non-positive width.
+    """
+    family = config.get("family")
+    if family not in FAMILIES:
+        raise ValueError(f"unknown codec family {family!r}; choose one of {', '.join(sorted(FAMILIES))}")
+    width = float(config.get("width", 1.0))
+    intra_width = float(config.get("intra_width", width))
+    if not (width > 0 and intra_width > 0):
+        raise ValueError(f"codec widths must be > 0, got width={width}, intra_width={intra_width}")
+    anchors = int(config.get("anchors", 4)) if FAMILIES[family].variable_rate else 1
+    if anchors < 1:
+        raise ValueError(f"anchors must be >= 1, got {anchors}")
+    return {"family": family, "width": width, "intra_width": intra_width, "anchors": anchors}
+
+
+class VideoCodec(nn.Module):
+    """I-frame codec (``intra``) + P-frame codec (``inter``) of one family.
+
+    Args:
+        family: a key of :data:`FAMILIES` ("dcvc_hem", "dcvc", "fvc").
+        width: channel width factor of the P-frame codec.
+        intra_width: width factor of the I-frame codec (default: ``width``).
+        anchors: number of rate points of a variable-rate family (4 officially).
+    """
+
+    def __init__(self, family: str = "dcvc_hem", width: float = 1.0,
+                 intra_width: float | None = None, anchors: int = 4) -> None:
+        super().__init__()
+        self.config = check_codec_config({"family": family, "width": width,
+                                          "intra_width": width if intra_width is None else intra_width,
+                                          "anchors": anchors})
+        spec = FAMILIES[family]
+        self.family = family
+        self.variable_rate = spec.variable_rate
+        if spec.variable_rate:
+            self.intra = build(spec.intra, width=self.config["intra_width"], anchor_num=self.config["anchors"])
+            self.inter = build(spec.inter, width=self.config["width"], anchor_num=self.config["anchors"])
+        else:
+            self.intra = build(spec.intra, width=self.config["intra_width"])
+            self.inter = build(spec.inter, width=self.config["width"])
+
+    @property
+    def num_rates(self) -> int:
+        """Rate points one model covers (anchors of a variable-rate family, else 1)."""
+        return self.config["anchors"]
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "VideoCodec":
+        """Build from a dict written by :attr:`config`."""
+        config = check_codec_config(config)
+        return cls(config["family"], config["width"], config["intra_width"], config["anchors"])
+
+    def _check_rate(self, rate: torch.Tensor, batch: int) -> torch.Tensor:
+        if not isinstance(rate, torch.Tensor) or rate.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"rate must be an integer tensor [N], got {rate!r}")
+        if rate.shape != (batch,):
+            raise ValueError(f"rate must have shape [{batch}], got {tuple(rate.shape)}")
+        if rate.numel() and (int(rate.min()) < 0 or int(rate.max()) >= self.num_rates):
+            raise ValueError(f"rate indices must be in [0, {self.num_rates - 1}], got {rate.tolist()}")
+        return rate.long()
+
+    def code_intra(self, frame: torch.Tensor, rate: torch.Tensor, quant: str = "noise") -> dict:
+        """Code I-frames.
+
+        Args:
+            frame: [N, 3, H, W] in [0, 1].
+            rate: rate-point indices [N].
+            quant: "noise" (training), "ste" or "round" (evaluation).
+
+        Returns:
+            ``{"recon": [N, 3, H, W] (not clamped), "bpp": [N]}``.
+        """
+        rate = self._check_rate(rate, frame.shape[0])
+        if self.variable_rate:
+            out = self.intra(frame, q_scale=self.intra.q_scale[rate], quant=quant)
+        else:
+            out = self.intra(frame, quant=quant)
+        return {"recon": out["x_hat"], "bpp": out["bpp"]}
+
+    def code_inter(self, frame: torch.Tensor, state: dict, rate: torch.Tensor, quant: str = "noise") -> dict:
+        """Code P-frames against the decoded state of the previous frame.
+
+        Args:
+            frame: [N, 3, H, W] in [0, 1].
+            state: ``{"ref_frame": [N, 3, H, W]}`` after an I-frame, or the ``state`` returned by
+                the previous call (DCVC-HEM keeps its decoded picture buffer there).
+            rate: rate-point indices [N].
+            quant: "noise", "ste" or "round".
+
+        Returns:
+            ``{"recon": [N, 3, H, W] (not clamped), "bpp": [N], "state": dict}``.
+        """
+        rate = self._check_rate(rate, frame.shape[0])
+        if not isinstance(state, dict) or not isinstance(state.get("ref_frame"), torch.Tensor):
+            raise ValueError("state must be a dict holding the reference frame under 'ref_frame'")
+        if self.variable_rate:
+            out = self.inter(frame, state, mv_y_q_scale=self.inter.mv_y_q_scale[rate],
+                             y_q_scale=self.inter.y_q_scale[rate], quant=quant)
+            next_state = dict(out["dpb"])
+        else:
+            out = self.inter(state["ref_frame"], frame, quant=quant)
+            next_state = {"ref_frame": out["recon_image"]}
+        return {"recon": out["recon_image"], "bpp": out["bpp"], "state": next_state}
+
+    @staticmethod
+    def reference_state(recon: torch.Tensor) -> dict:
+        """State after an I-frame: the reconstruction as reference."""
+        return {"ref_frame": recon}
+
+    def rate_scales(self) -> list[dict[str, float]]:
+        """The learnt quantisation scales per rate point (variable-rate families), for reports."""
+        if not self.variable_rate:
+            return [{}]
+        return [{"intra_q_scale": float(self.intra.q_scale[i]),
+                 "mv_y_q_scale": float(self.inter.mv_y_q_scale[i]),
+                 "y_q_scale": float(self.inter.y_q_scale[i])} for i in range(self.num_rates)]

@@ -1,0 +1,130 @@
+"""Training configuration: one JSON-able dataclass, validated on construction."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from lwdvc.train.codec import FAMILIES, check_codec_config
+
+__all__ = ["TrainConfig", "DCVC_HEM_LAMBDAS", "STAGES", "default_lambdas"]
+
+#: Rate-distortion lambdas of DCVC-HEM's four rate points (MSE on [0, 1] frames).
+DCVC_HEM_LAMBDAS = (85.0, 170.0, 380.0, 840.0)
+#: What a run trains: the I-frame codec alone, the P-frame codec (I-frame codec frozen), or both.
+STAGES = ("intra", "inter", "joint")
+
+
+def default_lambdas(rate_points: int) -> list[float]:
+    """DCVC-HEM's lambdas for 4 rate points; otherwise geometric over [85, 840] (380 for one)."""
+    if rate_points == len(DCVC_HEM_LAMBDAS):
+        return list(DCVC_HEM_LAMBDAS)
+    if rate_points == 1:
+        return [380.0]
+    low, high = DCVC_HEM_LAMBDAS[0], DCVC_HEM_LAMBDAS[-1]
+    return [low * (high / low) ** (i / (rate_points - 1)) for i in range(rate_points)]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (stored in every checkpoint as JSON).
+
+    Attributes:
+        family: codec family ("dcvc_hem", "dcvc", "fvc").
+        width, intra_width: channel width factors of the P-frame and I-frame codecs.
+        anchors: rate points of a variable-rate family.
+        lambdas: RD lambda per rate point (loss = lambda * MSE + bpp); one value for fixed-rate
+            families. Default: DCVC-HEM's four for four rate points, else geometric from 85 to
+            840 over the rate points (one point: 380).
+        stage: "intra" (single frames, I-frame codec only), "inter" (I-frame codec frozen) or
+            "joint".
+        frames: frames per training group (1 I-frame followed by frames-1 P-frames).
+        crop: square crop side (pixels) of the training groups.
+        batch_size: global batch size (split over data-parallel ranks).
+        steps: optimisation steps in total.
+        lr: Adam learning rate; multiplied by ``lr_decay`` from step ``lr_decay_at * steps`` on.
+        grad_clip: max gradient norm (0 disables clipping).
+        seed: seed of weights, sampling and noise.
+        data: training videos (paths); empty = the embedded default training clips.
+        max_side, max_frames: downscaling / frame limit of the training videos.
+        checkpoint_every: steps between checkpoints (the last step always writes one).
+        log_every: steps between history records.
+        threads: torch CPU threads per process (0 = leave torch's default).
+        init: checkpoint (or ``pretrained:<name>``) whose model weights start the run.
+    """
+
+    family: str = "dcvc_hem"
+    width: float = 1.0
+    intra_width: float | None = None
+    anchors: int = 4
+    lambdas: list[float] | None = None
+    stage: str = "joint"
+    frames: int = 3
+    crop: int = 256
+    batch_size: int = 4
+    steps: int = 1000
+    lr: float = 1e-4
+    lr_decay: float = 0.1
+    lr_decay_at: float = 0.8
+    grad_clip: float = 1.0
+    seed: int = 0
+    data: list[str] = field(default_factory=list)
+    max_side: int | None = None
+    max_frames: int | None = None
+    checkpoint_every: int = 100
+    log_every: int = 10
+    threads: int = 0
+    init: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.intra_width is None:
+            self.intra_width = self.width
+        codec = self.codec_config()  # validates family and widths
+        if self.lambdas is None:
+            self.lambdas = default_lambdas(codec["anchors"])
+        self.lambdas = [float(v) for v in self.lambdas]
+        if len(self.lambdas) != codec["anchors"]:
+            raise ValueError(f"{len(self.lambdas)} lambdas given for {codec['anchors']} rate points "
+                             f"of codec family {self.family!r}")
+        if any(not v > 0 for v in self.lambdas):
+            raise ValueError(f"lambdas must be > 0, got {self.lambdas}")
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        if self.stage == "intra":
+            self.frames = 1
+        elif self.frames < 2:
+            raise ValueError(f"stage {self.stage!r} needs frames >= 2 (an I-frame and P-frames), got {self.frames}")
+        for name in ("crop", "batch_size", "steps", "checkpoint_every", "log_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.crop % 16:
+            raise ValueError(f"crop must be a multiple of 16 (motion estimation), got {self.crop}")
+        if not self.lr > 0 or not 0 < self.lr_decay_at <= 1 or not self.lr_decay > 0:
+            raise ValueError(f"bad learning-rate schedule: lr={self.lr}, lr_decay={self.lr_decay}, "
+                             f"lr_decay_at={self.lr_decay_at}")
+        self.data = [str(p) for p in self.data]
+
+    def codec_config(self) -> dict[str, Any]:
+        """The codec part, as :class:`~lwdvc.train.codec.VideoCodec` takes it."""
+        anchors = self.anchors if self.family in FAMILIES and FAMILIES[self.family].variable_rate else 1
+        return check_codec_config({"family": self.family, "width": self.width,
+                                   "intra_width": self.intra_width, "anchors": anchors})
+
+    def to_json(self) -> str:
+        """Canonical JSON text of every field."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainConfig":
+        """Inverse of :meth:`to_json` (unknown keys are rejected by name)."""
+        values = json.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training config keys: {', '.join(unknown)}")
+        return cls(**values)
+
+    def lr_factor(self, step: int) -> float:
+        """Learning-rate multiplier at ``step`` (0-based)."""
+        return self.lr_decay if step >= int(self.lr_decay_at * self.steps) else 1.0

@@ -1,0 +1,192 @@
+"""Rate-distortion training of a video codec with exact resume and data parallelism.
+
+``train(config, out_dir)`` trains a :class:`~lwdvc.train.codec.VideoCodec` and keeps one
+checkpoint, ``<out_dir>/checkpoint.pt``, written atomically every ``checkpoint_every`` steps and
+at the end. ``resume=True`` continues from it and reproduces the uninterrupted run: the model,
+optimiser, scheduler, every rank's torch/numpy/python RNG state and the sampler position (a
+function of the step) are restored. Run it under ``torchrun --nproc_per_node K`` for K data-parallel
+processes (gloo on CPU). A non-finite loss or gradient stops the run with
+:class:`TrainingDiverged` and leaves the last good checkpoint in place.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from lwdvc.checkpoint import (FORMAT, VERSION, CheckpointError, check_codec_matches, load_checkpoint,
+                              rng_state, save_atomic, set_rng_state)
+from lwdvc.metrics import psnr_from_mse
+from lwdvc.train.codec import VideoCodec
+from lwdvc.train.config import TrainConfig
+from lwdvc.train.data import training_dataset
+from lwdvc.train.distributed import DistContext
+from lwdvc.train.objective import RDObjective
+from lwdvc.train.sampler import StepSampler
+
+__all__ = ["train", "TrainingDiverged", "CHECKPOINT_NAME", "load_init_weights"]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradient became NaN/inf; the last good checkpoint was kept."""
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def load_init_weights(codec: VideoCodec, source: str) -> None:
+    """Copy model weights from a training checkpoint or ``pretrained:<name>`` into ``codec``.
+
+    Raises:
+        CheckpointError: the source holds another codec (family, widths or rate points).
+    """
+    if source.startswith("pretrained:"):
+        from lwdvc.models.pretrained import pretrained
+
+        other = pretrained(source.split(":", 1)[1])
+        if other.config != codec.config:
+            raise CheckpointError(f"{source} is codec {other.config}, not {codec.config}")
+        codec.load_state_dict(other.state_dict())
+        return
+    payload = load_checkpoint(source)
+    check_codec_matches(payload, codec.config, source)
+    codec.load_state_dict(payload["model"])
+
+
+def _trainable(codec: VideoCodec, stage: str) -> list[torch.nn.Parameter]:
+    for parameter in codec.parameters():
+        parameter.requires_grad_(False)
+    parts = {"intra": [codec.intra], "inter": [codec.inter], "joint": [codec.intra, codec.inter]}[stage]
+    params = [p for part in parts for p in part.parameters()]
+    for parameter in params:
+        parameter.requires_grad_(True)
+    return params
+
+
+def _build_state(config: TrainConfig, ctx: DistContext):
+    _seed_everything(config.seed)  # identical initial weights on every rank
+    codec = VideoCodec.from_config(config.codec_config())
+    if config.init:
+        load_init_weights(codec, config.init)
+    params = _trainable(codec, config.stage)
+    optimizer = torch.optim.Adam(params, lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, config.lr_factor)
+    return codec, optimizer, scheduler
+
+
+def _save(path: str, config: TrainConfig, codec: VideoCodec, optimizer, scheduler, step: int,
+          sampler: StepSampler, history: list[dict], ctx: DistContext) -> None:
+    states = ctx.gather(rng_state())
+    if ctx.is_main:
+        save_atomic({
+            "format": FORMAT, "version": VERSION, "config": config.to_json(),
+            "codec": json.dumps(codec.config, sort_keys=True), "model": codec.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "step": step, "rng": states, "sampler": sampler.position(step), "history": history,
+        }, path)
+    ctx.barrier()
+
+
+def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
+          progress: bool = True) -> dict[str, Any]:
+    """Train (or continue training) a codec.
+
+    Args:
+        config: the run's configuration.
+        out_dir: folder of ``checkpoint.pt``.
+        resume: continue from ``<out_dir>/checkpoint.pt`` (its codec must match ``config``).
+        progress: show a tqdm bar (main rank only).
+
+    Returns:
+        ``{"step", "checkpoint", "history"}`` of the finished run.
+
+    Raises:
+        TrainingDiverged: the loss or gradient stopped being finite.
+        CheckpointError: ``resume`` without a usable checkpoint, or one of another codec.
+    """
+    ctx = DistContext.from_env()
+    try:
+        return _train(config, os.fspath(out_dir), resume, progress, ctx)
+    finally:
+        ctx.close()
+
+
+def _train(config: TrainConfig, out_dir: str, resume: bool, progress: bool,
+           ctx: DistContext) -> dict[str, Any]:
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    if config.batch_size % ctx.world:
+        raise ValueError(f"batch_size {config.batch_size} is not divisible by {ctx.world} processes")
+    path = os.path.join(out_dir, CHECKPOINT_NAME)
+    payload = None
+    if resume:
+        payload = load_checkpoint(path)
+        check_codec_matches(payload, config.codec_config(), path)
+        if len(payload["rng"]) != ctx.world:
+            raise CheckpointError(f"{path} was written by {len(payload['rng'])} processes, "
+                                  f"resuming needs the same number (got {ctx.world})")
+    codec, optimizer, scheduler = _build_state(config, ctx)
+    dataset = training_dataset(config)
+    sampler = StepSampler(len(dataset), config.batch_size // ctx.world, config.seed, ctx.rank, ctx.world)
+    step, history = 0, []
+    _seed_everything(config.seed + 1 + ctx.rank)
+    if payload is not None:
+        codec.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        step, history = int(payload["step"]), list(payload["history"])
+        set_rng_state(payload["rng"][ctx.rank])
+    objective = RDObjective(codec, config.lambdas, config.stage).train()
+    model = DistributedDataParallel(objective, find_unused_parameters=True) if ctx.world > 1 else objective
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if ctx.is_main:
+        os.makedirs(out_dir, exist_ok=True)
+    bar = tqdm(total=config.steps, initial=step, disable=not (progress and ctx.is_main),
+               desc=f"train {config.family} ({config.stage})", unit="step", dynamic_ncols=True)
+    last_saved = step if payload is not None else None
+    while step < config.steps:
+        group = torch.stack([dataset[i] for i in sampler.indices(step)])
+        rate = torch.randint(codec.num_rates, (group.shape[0],))
+        out = model(group, rate)
+        stats = ctx.all_sum(torch.stack([out["loss"].detach(), out["bpp"], out["mse"],
+                                         (~torch.isfinite(out["loss"].detach())).float()]))
+        if stats[3] > 0 or not torch.isfinite(stats[:3]).all():
+            _diverged(bar, "loss", stats[0] / ctx.world, step, path, last_saved)
+        optimizer.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip if config.grad_clip > 0 else float("inf"))
+        if not torch.isfinite(ctx.all_sum(norm.reshape(1))).all():
+            _diverged(bar, "gradient norm", norm, step, path, last_saved)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        loss, bpp, mse = (float(v) / ctx.world for v in stats[:3])
+        if step % config.log_every == 0 or step == config.steps:
+            history.append({"step": step, "loss": loss, "bpp": bpp, "psnr": float(psnr_from_mse(mse)),
+                            "lr": scheduler.get_last_lr()[0]})
+        bar.set_postfix(loss=f"{loss:.4f}", bpp=f"{bpp:.3f}", psnr=f"{float(psnr_from_mse(mse)):.2f}")
+        bar.update(1)
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            _save(path, config, codec, optimizer, scheduler, step, sampler, history, ctx)
+            last_saved = step
+    bar.close()
+    return {"step": step, "checkpoint": path, "history": history, "codec": codec}
+
+
+def _diverged(bar, what: str, value, step: int, path: str, last_saved: int | None) -> None:
+    bar.close()
+    kept = (f"the last good checkpoint {path} (step {last_saved}) was kept" if last_saved is not None
+            else "no checkpoint had been written yet")
+    raise TrainingDiverged(f"training stopped: the {what} became {float(value)} at step {step + 1}; "
+                           f"{kept}. Lower the learning rate or the lambdas and resume.")

@@ -1,0 +1,68 @@
+"""The rate-distortion objective over a group of frames (I-frame then P-frames)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lwdvc.train.codec import VideoCodec
+
+__all__ = ["RDObjective"]
+
+
+class RDObjective(nn.Module):
+    """``mean over frames and samples of lambda[rate] * MSE + bpp`` for one codec.
+
+    Wrapping the codec in this module lets ``DistributedDataParallel`` see the whole training
+    forward as one call.
+
+    Args:
+        codec: the codec being trained.
+        lambdas: RD lambda per rate point.
+        stage: "intra" (I-frames only), "inter" (I-frame codec run without gradient; only P-frame
+            losses count) or "joint".
+    """
+
+    def __init__(self, codec: VideoCodec, lambdas: list[float], stage: str = "joint") -> None:
+        super().__init__()
+        if len(lambdas) != codec.num_rates:
+            raise ValueError(f"{len(lambdas)} lambdas for a codec with {codec.num_rates} rate points")
+        self.codec = codec
+        self.stage = stage
+        self.register_buffer("lambdas", torch.tensor(lambdas, dtype=torch.float32), persistent=False)
+
+    def forward(self, group: torch.Tensor, rate: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Code a batch of frame groups.
+
+        Args:
+            group: [N, T, 3, H, W] in [0, 1]; frame 0 is the I-frame.
+            rate: rate-point indices [N].
+
+        Returns:
+            ``{"loss": scalar, "bpp": scalar, "mse": scalar}`` (means over counted frames).
+        """
+        if group.dim() != 5 or group.shape[2] != 3:
+            raise ValueError(f"group must be [N, T, 3, H, W], got {tuple(group.shape)}")
+        lam = self.lambdas[rate]
+        losses, bpps, mses = [], [], []
+
+        def count(recon: torch.Tensor, target: torch.Tensor, bpp: torch.Tensor) -> None:
+            mse = (recon - target).square().mean(dim=(1, 2, 3))
+            losses.append(lam * mse + bpp)
+            bpps.append(bpp.detach())
+            mses.append(mse.detach())
+
+        frame = group[:, 0]
+        if self.stage == "inter":
+            with torch.no_grad():
+                intra = self.codec.code_intra(frame, rate)
+        else:
+            intra = self.codec.code_intra(frame, rate)
+            count(intra["recon"], frame, intra["bpp"])
+        state = self.codec.reference_state(intra["recon"].clamp(0, 1))
+        if self.stage != "intra":
+            for t in range(1, group.shape[1]):
+                out = self.codec.code_inter(group[:, t], state, rate)
+                count(out["recon"], group[:, t], out["bpp"])
+                state = dict(out["state"], ref_frame=out["state"]["ref_frame"].clamp(0, 1))
+        return {"loss": torch.stack(losses).mean(), "bpp": torch.stack(bpps).mean(),
+                "mse": torch.stack(mses).mean()}
