@@ -21,6 +21,7 @@ from torch import nn
 
 from lwdvc_kernels.compact import function_rules as fr
 from lwdvc_kernels.compact import layer_rules
+from lwdvc_kernels.compact import shape_rules as sr
 from lwdvc_kernels.compact.graph import Val
 from lwdvc_kernels.compact.trace import iter_tensors
 
@@ -182,7 +183,7 @@ class PixelShuffleHandler(ModuleHandler):
         factor = module.downscale_factor if inverse else module.upscale_factor
         if not tr.labeled(x):
             return tr.set(out, Val(const=False))
-        tr.set(out, fr.pixel_shuffle_val(tr, tr.val(x), x, factor, inverse))
+        tr.set(out, sr.pixel_shuffle_val(tr, tr.val(x), x, factor, inverse))
 
 
 class SpatialHandler(ModuleHandler):
@@ -202,7 +203,7 @@ class ProbeHandler(ModuleHandler):
     """Flatten/Unflatten: followed with the channel-index probe."""
 
     def trace(self, tr, module, qualname, args, kwargs, out) -> None:
-        fr._probe(tr, module, args, kwargs, out)
+        sr._probe(tr, module, args, kwargs, out)
 
 
 class SoftmaxHandler(ModuleHandler):
