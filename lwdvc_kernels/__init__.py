@@ -14,12 +14,14 @@ import importlib
 
 from lwdvc_kernels import ops
 
+# The subpackage lwdvc_kernels.compact holds the analysis and compaction code; importing it here,
+# before binding the function of the same name, keeps `lwdvc_kernels.compact` the function.
+from lwdvc_kernels.compact import channel_groups, compact  # noqa: E402
+
 __all__ = ["ops", "channel_groups", "compact", "count_macs", "save", "load", "MaskedWeight"]
 
 # Heavier subsystems are imported on first use so `import lwdvc_kernels` stays cheap.
 _LAZY = {
-    "channel_groups": ("lwdvc_kernels.compact", "channel_groups"),
-    "compact": ("lwdvc_kernels.compact", "compact"),
     "count_macs": ("lwdvc_kernels.macs", "count_macs"),
     "save": ("lwdvc_kernels.serialize", "save"),
     "load": ("lwdvc_kernels.serialize", "load"),

@@ -19,13 +19,3 @@ __all__ = [
     "ModuleHandler", "register_module_handler", "UnsupportedOpError", "CompactionMismatch",
 ]
 
-
-# Importing this package binds ``lwdvc_kernels.compact`` to the package itself, shadowing the
-# lazily exported function of the same name; making the package callable keeps
-# ``lwdvc_kernels.compact(model, ...)`` working whatever was imported first.
-class _CallablePackage(type(__import__("sys"))):
-    def __call__(self, *args, **kwargs):
-        return compact(*args, **kwargs)
-
-
-__import__("sys").modules[__name__].__class__ = _CallablePackage
