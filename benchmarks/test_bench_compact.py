@@ -1,6 +1,6 @@
 """Decoder latency, dense vs compacted, CPU float32, frame 448x256, at 65% MAC reduction.
 
-Run: ``PYTHONPATH=python:. python -m pytest benchmarks/bench_compact.py --benchmark-only``.
+Run: ``PYTHONPATH=python:. python -m pytest benchmarks/test_bench_compact.py --benchmark-only``.
 For each codec the three variants run side by side in one session: ``dense``, ``compact``
 (round_to=1) and ``compact_r8`` (kept channel counts rounded up to multiples of 8). The whole
 decoder is every module of ``decoder_modules()`` run once on its example input. The ratio
