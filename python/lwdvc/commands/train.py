@@ -63,13 +63,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lwdvc.train.distributed import DistContext
+    import os
+
     from lwdvc.train.loop import train
 
     config = config_from_args(args)
     result = train(config, args.out, resume=args.resume, progress=not args.no_progress)
     last = result["history"][-1] if result["history"] else None
-    if DistContext.from_env().is_main:
+    if int(os.environ.get("RANK", "0")) == 0:
         summary = (f"loss {last['loss']:.4f}, bpp {last['bpp']:.4f}, PSNR {last['psnr']:.2f} dB"
                    if last else "no steps run")
         print(f"trained {result['step']} steps; {summary}; checkpoint {result['checkpoint']}")

@@ -1,0 +1,130 @@
+"""The training loop: progress, exact resume after SIGKILL, NaN stop, codec checks, data parallel."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from lwdvc.checkpoint import CheckpointError, load_checkpoint
+from lwdvc.train import TrainingDiverged, VideoCodec, train
+from lwdvc.train.objective import RDObjective
+
+from .conftest import tiny_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    p for p in (os.environ.get("PYTHONPATH", ""), os.path.join(ROOT, "python"), ROOT) if p)}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _cli_args(config, out) -> list[str]:
+    args = ["train", "--out", str(out), "--no-progress"]
+    for name in ("family", "width", "intra_width", "frames", "crop", "batch_size", "steps", "lr",
+                 "max_side", "max_frames", "checkpoint_every", "log_every", "threads", "seed"):
+        args += ["--" + name.replace("_", "-"), str(getattr(config, name))]
+    return args
+
+
+def test_training_lowers_the_loss_and_writes_a_checkpoint(tmp_path):
+    config = tiny_config(steps=6, lr=1e-3, frames=1, stage="intra", checkpoint_every=3)
+    result = train(config, tmp_path, progress=False)
+    payload = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert payload["step"] == 6 and [h["step"] for h in result["history"]] == [1, 2, 3, 4, 5, 6]
+    losses = [h["loss"] for h in result["history"]]
+    assert min(losses[3:]) < losses[0]
+    assert payload["sampler"]["consumed"] == 12
+    # the P-frame codec was frozen in the intra stage
+    torch.manual_seed(config.seed)
+    fresh = VideoCodec.from_config(config.codec_config())
+    state = payload["model"]
+    assert all(torch.equal(state[f"inter.{k}"], v) for k, v in fresh.inter.state_dict().items())
+    assert any(not torch.equal(state[f"intra.{k}"], v) for k, v in fresh.intra.state_dict().items())
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+    config = tiny_config(steps=10)
+    killed_dir, full_dir = tmp_path / "killed", tmp_path / "full"
+    process = subprocess.Popen([sys.executable, "-m", "lwdvc.cli", *_cli_args(config, killed_dir)],
+                               env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed_at, deadline = None, time.time() + 300
+    try:
+        while time.time() < deadline and process.poll() is None:
+            path = killed_dir / "checkpoint.pt"
+            if path.exists():
+                step = load_checkpoint(path)["step"]
+                if step >= 3:
+                    process.send_signal(signal.SIGKILL)
+                    killed_at = step
+                    break
+            time.sleep(0.02)
+    finally:
+        if process.poll() is None and killed_at is None:
+            process.kill()
+        process.wait()
+    assert killed_at is not None and process.returncode == -signal.SIGKILL
+    assert load_checkpoint(killed_dir / "checkpoint.pt")["step"] < config.steps
+    resumed = train(config, killed_dir, resume=True, progress=False)
+    full = train(config, full_dir, progress=False)
+    assert resumed["step"] == full["step"] == config.steps
+    a, b = load_checkpoint(killed_dir / "checkpoint.pt"), load_checkpoint(full_dir / "checkpoint.pt")
+    for key, value in b["model"].items():
+        assert torch.allclose(a["model"][key], value, rtol=0, atol=1e-6), key
+    assert [h["loss"] for h in a["history"]] == pytest.approx([h["loss"] for h in b["history"]], abs=1e-5)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    original = RDObjective.forward
+
+    def poisoned(self, group, rate):
+        out = original(self, group, rate)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(RDObjective, "forward", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 3.*step 2\) was kept"):
+        train(tiny_config(steps=5), tmp_path, progress=False)
+    payload = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert payload["step"] == 2
+    assert all(torch.isfinite(v).all() for v in payload["model"].values() if v.is_floating_point())
+
+
+def test_resume_with_another_codec_is_a_clear_error(tmp_path):
+    train(tiny_config(steps=1), tmp_path, progress=False)
+    with pytest.raises(CheckpointError, match="written for codec 'dcvc_hem'.*not for 'dcvc_hem' \\(width 0.25"):
+        train(tiny_config(steps=2, width=0.25), tmp_path, resume=True, progress=False)
+    with pytest.raises(CheckpointError, match="not for 'fvc'"):
+        train(tiny_config(steps=2, family="fvc"), tmp_path, resume=True, progress=False)
+
+
+def test_resume_without_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        train(tiny_config(), tmp_path, resume=True, progress=False)
+
+
+def test_two_process_data_parallel_run(tmp_path):
+    config = tiny_config(steps=2, batch_size=2)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+               "-m", "lwdvc.cli", *_cli_args(config, tmp_path)]
+    result = subprocess.run(command, env={**ENV, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    payload = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert payload["step"] == 2 and len(payload["rng"]) == 2
+    # the two ranks drew different noise / crops: their saved RNG states differ
+    assert not torch.equal(payload["rng"][0]["torch"], payload["rng"][1]["torch"])
+    assert result.stdout.count("trained 2 steps") == 1  # only rank 0 reports
