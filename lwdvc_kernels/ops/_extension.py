@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import torch
 
+from lwdvc_kernels.ops.fused_validation import check_conv2d_epilogue_args, check_gdn_args
 from lwdvc_kernels.ops.reference.channel_norm import channel_norm_reference
+from lwdvc_kernels.ops.reference.conv2d_epilogue import conv2d_epilogue_reference
+from lwdvc_kernels.ops.reference.gdn import gdn_reference
 from lwdvc_kernels.ops.reference.masked_weight import masked_weight_backward, masked_weight_forward
 from lwdvc_kernels.ops.validation import check_channel_norm_args, check_masked_weight_args
 
@@ -28,6 +31,11 @@ def _define_python_fallback() -> None:
     lib.define("masked_weight(Tensor weight, Tensor mask, float beta, int dim) -> Tensor")
     lib.define("masked_weight_backward(Tensor grad, Tensor mask, float beta, int dim) -> Tensor")
     lib.define("channel_norm(Tensor[] weights, int[] dims) -> Tensor")
+    lib.define(
+        "conv2d_epilogue(Tensor input, Tensor weight, Tensor? bias, Tensor? residual, int[2] stride, "
+        "int[2] padding, int[2] dilation, int groups, str activation, float negative_slope, int upscale) -> Tensor"
+    )
+    lib.define("gdn(Tensor input, Tensor beta, Tensor gamma, bool inverse) -> Tensor")
 
     def forward(weight, mask, beta, dim):
         d = check_masked_weight_args("masked_weight", "weight", weight, mask, beta, dim)
@@ -40,10 +48,20 @@ def _define_python_fallback() -> None:
     def norm(weights, dims):
         return channel_norm_reference(weights, check_channel_norm_args(weights, dims))
 
+    def conv2d_epilogue(*args):
+        check_conv2d_epilogue_args(*args[:9], args[10])
+        return conv2d_epilogue_reference(*args)
+
+    def gdn(input, beta, gamma, inverse):
+        check_gdn_args(input, beta, gamma)
+        return gdn_reference(input, beta, gamma, inverse)
+
     for key in ("CPU", "CUDA"):
         lib.impl("masked_weight", forward, key)
         lib.impl("masked_weight_backward", backward, key)
         lib.impl("channel_norm", norm, key)
+        lib.impl("conv2d_epilogue", conv2d_epilogue, key)
+        lib.impl("gdn", gdn, key)
 
     def setup_context(ctx, inputs, output):
         _, mask, beta, dim = inputs

@@ -1,0 +1,135 @@
+// CPU kernel of conv2d_epilogue: oneDNN convolution, epilogue fused where it pays.
+//
+// * No shuffle, and either no residual or no activation: one oneDNN call with the bias and the
+//   activation (or the residual sum) as post-ops (mkldnn::_convolution_pointwise), so the
+//   output is written once.
+// * Otherwise: the convolution with its bias, then one pass that applies the activation, adds
+//   the residual and stores into the PixelShuffle layout (in place when there is no shuffle).
+// The output keeps the input's memory format (NCHW or channels_last).
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/library.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "../common/conv2d_epilogue.h"
+#include "../common/fused_checks.h"
+
+namespace lwdvc {
+namespace {
+
+struct Strides4 {
+  int64_t n, c, h, w;
+};
+
+Strides4 strides_of(const at::Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)}; }
+
+// out[shuffled] = act(y) + residual[shuffled] over the whole conv output y [N, C, H, W].
+// `residual` (nullptr when absent) has the strides of `out`. Channels are the inner loop when
+// the layout is channels_last, columns otherwise.
+template <typename scalar_t>
+void apply_epilogue(const scalar_t* y, Strides4 ys, scalar_t* out, Strides4 os, const scalar_t* residual,
+                    int64_t batch, int64_t channels, int64_t height, int64_t width, int64_t r, Activation act,
+                    double negative_slope, bool channels_inner) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const auto slope = static_cast<acc_t>(negative_slope);
+  at::parallel_for(0, batch * height, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t n = row / height, h = row % height;
+      const int64_t outer = channels_inner ? width : channels;
+      const int64_t inner = channels_inner ? channels : width;
+      for (int64_t a = 0; a < outer; ++a) {
+        for (int64_t b = 0; b < inner; ++b) {
+          const int64_t c = channels_inner ? b : a, w = channels_inner ? a : b;
+          const auto dst = pixel_shuffle_index(c, h, w, r);
+          const int64_t o = n * os.n + dst.channel * os.c + dst.row * os.h + dst.col * os.w;
+          acc_t v = apply_activation<acc_t>(static_cast<acc_t>(y[n * ys.n + c * ys.c + h * ys.h + w * ys.w]),
+                                            act, slope);
+          if (residual != nullptr) v += static_cast<acc_t>(residual[o]);
+          out[o] = static_cast<scalar_t>(v);
+        }
+      }
+    }
+  });
+}
+
+// oneDNN's fused convolution (the op torch's own CPU fusion passes emit), or nullopt.
+std::optional<c10::OperatorHandle> onednn_conv(const char* overload) {
+  return c10::Dispatcher::singleton().findSchema({"mkldnn::_convolution_pointwise", overload});
+}
+
+bool onednn_applies(const at::Tensor& input) {
+  return at::hasMKLDNN() && (input.scalar_type() == at::kFloat || input.scalar_type() == at::kBFloat16);
+}
+
+std::vector<int64_t> to_vector(at::IntArrayRef v) { return {v.begin(), v.end()}; }
+
+at::Tensor conv2d_epilogue_cpu(const at::Tensor& input, const at::Tensor& weight,
+                               const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& residual,
+                               at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                               int64_t groups, c10::string_view activation, double negative_slope,
+                               int64_t upscale) {
+  const auto s = check_conv2d_epilogue_args(input, weight, bias, residual, stride, padding, dilation, groups,
+                                            activation, upscale);
+  const Activation act = parse_activation("conv2d_epilogue", activation);
+  const auto format = input.suggest_memory_format();
+  const std::string act_name(activation);
+
+  if (upscale == 1 && onednn_applies(input) && (!residual.has_value() || act == Activation::kNone)) {
+    const bool binary = residual.has_value();
+    if (auto op = onednn_conv(binary ? "binary" : "")) {
+      std::vector<c10::IValue> stack;
+      stack.emplace_back(input);
+      if (binary) stack.emplace_back(residual->contiguous(format));
+      stack.emplace_back(weight.contiguous(format));
+      stack.emplace_back(bias.has_value() ? c10::IValue(*bias) : c10::IValue());
+      stack.emplace_back(to_vector(padding));
+      stack.emplace_back(to_vector(stride));
+      stack.emplace_back(to_vector(dilation));
+      stack.emplace_back(groups);
+      c10::List<std::optional<at::Scalar>> scalars;
+      if (act == Activation::kLeakyRelu) scalars.push_back(at::Scalar(negative_slope));
+      if (binary) {
+        stack.emplace_back(std::string("add"));
+        stack.emplace_back(c10::IValue());  // alpha
+        stack.emplace_back(c10::IValue());  // no unary post-op after the sum
+        stack.emplace_back(scalars);
+        stack.emplace_back(c10::IValue());
+      } else {
+        stack.emplace_back(act_name == "none" ? std::string("none") : act_name);
+        stack.emplace_back(scalars);
+        stack.emplace_back(std::string(""));
+      }
+      op->callBoxed(&stack);
+      return stack[0].toTensor().contiguous(format);
+    }
+  }
+
+  auto y = at::convolution(input, weight.contiguous(format), bias, stride, padding, dilation, false, {0, 0}, groups)
+               .contiguous(format);
+  if (upscale == 1 && !residual.has_value() && act == Activation::kNone) return y;
+  const int64_t r = upscale;
+  auto out = r == 1 ? y
+                    : at::empty({s.batch, s.out_channels / (r * r), s.out_h * r, s.out_w * r},
+                                y.options().memory_format(format));
+  at::Tensor res;
+  if (residual.has_value()) res = residual->contiguous(format);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, y.scalar_type(), "lwdvc_conv2d_epilogue", [&] {
+    apply_epilogue<scalar_t>(y.const_data_ptr<scalar_t>(), strides_of(y), out.mutable_data_ptr<scalar_t>(),
+                             strides_of(out), res.defined() ? res.const_data_ptr<scalar_t>() : nullptr,
+                             s.batch, s.out_channels, s.out_h, s.out_w, r, act, negative_slope,
+                             format == at::MemoryFormat::ChannelsLast);
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(lwdvc, CPU, m) { m.impl("conv2d_epilogue", &conv2d_epilogue_cpu); }
+
+}  // namespace lwdvc

@@ -1,0 +1,76 @@
+"""``conv2d_epilogue``: a 2-D convolution whose epilogue is fused into the same pass.
+
+``out = pixel_shuffle(act(conv2d(input, weight, bias)), upscale) + residual``: bias, ReLU or
+LeakyReLU, the residual add and the PixelShuffle store cost no extra pass over memory.
+Inference only (no autograd). Backends: ``"auto"`` (the dispatcher: C++ CPU kernel with oneDNN
+post-ops, CUDA implicit-GEMM kernel), ``"reference"`` (eager PyTorch, the oracle) and
+``"triton"`` (implicit GEMM; CUDA devices, or CPU under ``TRITON_INTERPRET=1``).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch._prims_common import suggest_memory_format
+
+from lwdvc_kernels.ops import _extension  # noqa: F401  (defines torch.ops.lwdvc.*)
+from lwdvc_kernels.ops.fused_validation import check_conv2d_epilogue_args
+from lwdvc_kernels.ops.reference.conv2d_epilogue import conv2d_epilogue_reference
+
+BACKENDS = ("auto", "reference", "triton")
+
+
+@torch.library.register_fake("lwdvc::conv2d_epilogue")
+def _conv2d_epilogue_fake(input, weight, bias, residual, stride, padding, dilation, groups, activation,
+                          negative_slope, upscale):
+    shape = check_conv2d_epilogue_args(input, weight, bias, residual, stride, padding, dilation, groups,
+                                       activation, upscale)
+    return input.new_empty(shape).contiguous(memory_format=suggest_memory_format(input))
+
+
+def _pair(value: int | Sequence[int]) -> list[int]:
+    return [int(value)] * 2 if isinstance(value, int) else [int(v) for v in value]
+
+
+def conv2d_epilogue(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    residual: torch.Tensor | None = None,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+    activation: str = "none",
+    negative_slope: float = 0.01,
+    upscale: int = 1,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Convolution + bias + activation + PixelShuffle store + residual add, fused.
+
+    Args:
+        input: [N, Cin, H, W], NCHW or channels_last.
+        weight: [Cout, Cin/groups, kh, kw], same dtype and device.
+        bias: [Cout] or None.
+        residual: [N, Cout/upscale^2, Ho*upscale, Wo*upscale] added after the activation, or None.
+        stride, padding, dilation, groups: as :func:`torch.nn.functional.conv2d` (numeric padding).
+        activation: ``"none"``, ``"relu"`` or ``"leaky_relu"`` (with ``negative_slope``).
+        upscale: PixelShuffle factor r (1: no shuffle); r^2 must divide Cout.
+        backend: ``"auto"``, ``"reference"`` or ``"triton"``.
+
+    Returns:
+        [N, Cout/upscale^2, Ho*upscale, Wo*upscale] in the input's memory format.
+    """
+    args = (input, weight, bias, residual, _pair(stride), _pair(padding), _pair(dilation), int(groups),
+            str(activation), float(negative_slope), int(upscale))
+    if backend == "auto":
+        return torch.ops.lwdvc.conv2d_epilogue(*args)
+    if backend == "reference":
+        check_conv2d_epilogue_args(*args[:9], args[10])
+        return conv2d_epilogue_reference(*args)
+    if backend == "triton":
+        from lwdvc_kernels.ops.triton.conv2d_epilogue import conv2d_epilogue_triton
+
+        return conv2d_epilogue_triton(*args)
+    raise ValueError(f"conv2d_epilogue: unknown backend {backend!r}; expected one of {BACKENDS}")

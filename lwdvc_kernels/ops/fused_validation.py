@@ -1,0 +1,91 @@
+"""Argument checks of the fused inference ops (``conv2d_epilogue``, ``gdn``) for the Python
+backends; the messages match csrc/ops/common/fused_checks.h."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from lwdvc_kernels.ops.validation import check_floating
+
+ACTIVATIONS = ("none", "relu", "leaky_relu")
+
+
+def _check_like(op: str, name: str, t: torch.Tensor, input: torch.Tensor) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{op}: {name} must be a tensor, got {type(t).__name__}")
+    if t.dtype != input.dtype:
+        raise TypeError(f"{op}: {name} has dtype {t.dtype} but input has {input.dtype}")
+    if t.device != input.device:
+        raise ValueError(f"{op}: {name} is on {t.device} but input is on {input.device}")
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def check_conv2d_epilogue_args(
+    input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor | None,
+    stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int], groups: int, activation: str,
+    upscale: int,
+) -> tuple[int, int, int, int]:
+    """Validates conv2d_epilogue arguments; returns the output shape (N, C, H, W) after the shuffle."""
+    op = "conv2d_epilogue"
+    check_floating(op, "input", input)
+    check_floating(op, "weight", weight)
+    if input.dim() != 4:
+        raise ValueError(f"{op}: input must be 4-D [N, C, H, W], got shape {list(input.shape)}")
+    if weight.dim() != 4:
+        raise ValueError(f"{op}: weight must be 4-D [Cout, Cin/groups, kh, kw], got shape {list(weight.shape)}")
+    _check_like(op, "weight", weight, input)
+    if len(stride) != 2 or len(padding) != 2 or len(dilation) != 2:
+        raise ValueError(f"{op}: stride, padding and dilation must have two entries each")
+    if min(stride) <= 0 or min(dilation) <= 0 or min(padding) < 0:
+        raise ValueError(f"{op}: stride and dilation must be positive and padding non-negative")
+    cin, cout = input.size(1), weight.size(0)
+    if groups <= 0 or cin % groups or cout % groups:
+        raise ValueError(f"{op}: groups {groups} must divide input channels {cin} and output channels {cout}")
+    if weight.size(1) * groups != cin:
+        raise ValueError(
+            f"{op}: weight {list(weight.shape)} with groups {groups} expects {weight.size(1) * groups} input "
+            f"channels, input has {cin} (shape {list(input.shape)})"
+        )
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"{op}: unknown activation '{activation}' (expected none, relu or leaky_relu)")
+    out_h = conv_output_size(input.size(2), weight.size(2), stride[0], padding[0], dilation[0])
+    out_w = conv_output_size(input.size(3), weight.size(3), stride[1], padding[1], dilation[1])
+    if out_h <= 0 or out_w <= 0:
+        raise ValueError(f"{op}: input {list(input.shape)} is smaller than the kernel {list(weight.shape)}")
+    r = upscale
+    if r < 1 or cout % (r * r):
+        raise ValueError(f"{op}: upscale {r} must be >= 1 and its square must divide the output channels {cout}")
+    if bias is not None:
+        _check_like(op, "bias", bias, input)
+        if bias.dim() != 1 or bias.size(0) != cout:
+            raise ValueError(f"{op}: bias must have shape [{cout}], got {list(bias.shape)}")
+    shape = (input.size(0), cout // (r * r), out_h * r, out_w * r)
+    if residual is not None:
+        _check_like(op, "residual", residual, input)
+        if tuple(residual.shape) != shape:
+            raise ValueError(f"{op}: residual must have the output shape {list(shape)}, got {list(residual.shape)}")
+    return shape
+
+
+def check_gdn_args(input: torch.Tensor, beta: torch.Tensor, gamma: torch.Tensor) -> None:
+    """Validates gdn arguments (effective beta [C] and gamma [C, C])."""
+    op = "gdn"
+    check_floating(op, "input", input)
+    if input.dim() != 4:
+        raise ValueError(f"{op}: input must be 4-D [N, C, H, W], got shape {list(input.shape)}")
+    for name, t in (("beta", beta), ("gamma", gamma)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{op}: {name} must be a tensor, got {type(t).__name__}")
+    if beta.dtype != input.dtype or gamma.dtype != input.dtype:
+        raise TypeError(f"{op}: beta and gamma must have the input dtype {input.dtype}, got {beta.dtype} and {gamma.dtype}")
+    if beta.device != input.device or gamma.device != input.device:
+        raise ValueError(f"{op}: beta and gamma must be on the input device {input.device}")
+    c = input.size(1)
+    if beta.dim() != 1 or beta.size(0) != c:
+        raise ValueError(f"{op}: beta must have shape [{c}], got {list(beta.shape)}")
+    if gamma.dim() != 2 or tuple(gamma.shape) != (c, c):
+        raise ValueError(f"{op}: gamma must have shape [{c}, {c}], got {list(gamma.shape)}")

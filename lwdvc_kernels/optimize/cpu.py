@@ -1,0 +1,76 @@
+"""CPU strategy: layout and dtype conversion around a fused module.
+
+Measured on the project's CPU (see docs/results/optimize.md): oneDNN convolutions run faster in
+channels_last than in NCHW for the irregular channel counts a compacted decoder has, and in
+bfloat16 channels_last they use AMX; in NCHW bfloat16 they do not. So the CPU strategy keeps
+every 4-D activation in channels_last and, when asked, in bfloat16, converting only at the
+decoder module's boundary.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["BoundaryCast", "to_cpu_layout"]
+
+
+def _convert_input(x, dtype: torch.dtype | None, channels_last: bool):
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        return x
+    if dtype is not None:
+        x = x.to(dtype)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def _restore_output(y, dtype: torch.dtype | None, contiguous: bool):
+    if isinstance(y, torch.Tensor):
+        if y.is_floating_point() and dtype is not None:
+            y = y.to(dtype)
+        return y.contiguous() if contiguous else y
+    if isinstance(y, (tuple, list)):
+        return type(y)(_restore_output(v, dtype, contiguous) for v in y)
+    if isinstance(y, dict):
+        return {k: _restore_output(v, dtype, contiguous) for k, v in y.items()}
+    return y
+
+
+class BoundaryCast(nn.Module):
+    """Runs ``inner`` in ``compute_dtype`` / channels_last and returns outputs as the caller had them.
+
+    Args:
+        inner: the (fused) module, already converted to ``compute_dtype`` and channels_last.
+        compute_dtype: dtype inside (None: keep the input dtype).
+        channels_last: convert 4-D floating inputs to channels_last.
+        contiguous_outputs: return NCHW-contiguous outputs (a drop-in replacement).
+
+    Floating outputs are cast back to the dtype of the first floating input.
+    """
+
+    def __init__(self, inner: nn.Module, compute_dtype: torch.dtype | None, channels_last: bool,
+                 contiguous_outputs: bool = True) -> None:
+        super().__init__()
+        self.inner = inner
+        self.compute_dtype = compute_dtype
+        self.channels_last = channels_last
+        self.contiguous_outputs = contiguous_outputs
+
+    def forward(self, *args, **kwargs):
+        floating = [a for a in args if isinstance(a, torch.Tensor) and a.is_floating_point()]
+        out_dtype = floating[0].dtype if floating and self.compute_dtype is not None else None
+        args = tuple(_convert_input(a, self.compute_dtype, self.channels_last) for a in args)
+        kwargs = {k: _convert_input(v, self.compute_dtype, self.channels_last) for k, v in kwargs.items()}
+        return _restore_output(self.inner(*args, **kwargs), out_dtype, self.contiguous_outputs)
+
+
+def to_cpu_layout(module: nn.Module, dtype: torch.dtype | None, channels_last: bool) -> nn.Module:
+    """Convert parameters and buffers (floating ones) to ``dtype`` and 4-D ones to channels_last, in place."""
+    if dtype is not None:
+        module.to(dtype)
+    if channels_last:
+        for sub in module.modules():
+            for name, t in list(sub._parameters.items()) + list(sub._buffers.items()):
+                if t is not None and t.dim() == 4 and t.is_floating_point():
+                    t.data = t.data.contiguous(memory_format=torch.channels_last)
+    return module
