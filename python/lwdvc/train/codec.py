@@ -21,7 +21,7 @@ from torch import nn
 
 from lwdvc.models import build
 
-__all__ = ["FAMILIES", "Family", "VideoCodec", "check_codec_config"]
+__all__ = ["FAMILIES", "Family", "Q_SCALE_RANGE", "VideoCodec", "check_codec_config", "spread_q_scales"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,6 @@ class Family:
         intra: registry name of the I-frame codec.
         inter: registry name of the P-frame codec.
         variable_rate: one model covers several rate points through learnt q-scales.
-        intra_width: whether the I-frame codec takes the ``width`` argument as well.
     """
 
     intra: str
@@ -69,6 +68,23 @@ def check_codec_config(config: dict[str, Any]) -> dict[str, Any]:
     return {"family": family, "width": width, "intra_width": intra_width, "anchors": anchors}
 
 
+#: Initial quantisation scales of the lowest and highest rate point of a fresh variable-rate model.
+Q_SCALE_RANGE = (1.5, 0.5)
+
+
+def spread_q_scales(codec: "VideoCodec", anchors: int) -> None:
+    """Start the rate points apart: q-scales geometric from 1.5 (rate 0) down to 0.5 (last rate).
+
+    The model constructors set every anchor to 1, so all rate points would start identical and
+    separate only slowly; a geometric spread gives distinct rates from the first step.
+    """
+    high, low = Q_SCALE_RANGE
+    values = torch.tensor([high * (low / high) ** (i / max(1, anchors - 1)) for i in range(anchors)])
+    with torch.no_grad():
+        for parameter in (codec.intra.q_scale, codec.inter.mv_y_q_scale, codec.inter.y_q_scale):
+            parameter.copy_(values.reshape(parameter.shape))
+
+
 class VideoCodec(nn.Module):
     """I-frame codec (``intra``) + P-frame codec (``inter``) of one family.
 
@@ -91,6 +107,7 @@ class VideoCodec(nn.Module):
         if spec.variable_rate:
             self.intra = build(spec.intra, width=self.config["intra_width"], anchor_num=self.config["anchors"])
             self.inter = build(spec.inter, width=self.config["width"], anchor_num=self.config["anchors"])
+            spread_q_scales(self, self.config["anchors"])
         else:
             self.intra = build(spec.intra, width=self.config["intra_width"])
             self.inter = build(spec.inter, width=self.config["width"])
