@@ -93,18 +93,21 @@ class MacBudget:
             kept.setdefault(g.module, {})[g.name] = g.min_kept
         return self.reduction(kept)
 
-    def select(self, groups: list[PrunedGroup], order: list[tuple[int, int]], target: float
-               ) -> tuple[dict[str, dict[str, torch.Tensor]], float]:
+    def select(self, groups: list[PrunedGroup], order: list[tuple[int, int]], target: float,
+               fill_tolerance: float = 0.002) -> tuple[dict[str, dict[str, torch.Tensor]], float]:
         """Prune the shortest prefix of ``order`` whose removal reaches ``target``.
 
         Args:
             groups: the pruned groups.
             order: candidate (group index, channel) pairs, least valuable first.
             target: MAC reduction to reach (0 keeps everything).
+            fill_tolerance: when the shortest prefix overshoots ``target`` by more than this (one
+                expensive channel), cheaper later candidates are tried instead of it.
 
         Returns:
-            (``{module: {group: bool keep-mask}}``, its exact reduction). If the whole order
-            does not reach ``target``, all of it is pruned.
+            (``{module: {group: bool keep-mask}}``, its exact reduction, at least ``target``
+            or within one channel's cost below it after the fill). If the whole order does not
+            reach ``target``, all of it is pruned.
         """
         def masks_for(k: int) -> dict[str, dict[str, torch.Tensor]]:
             keep = [torch.ones(g.size, dtype=torch.bool) for g in groups]
@@ -134,4 +137,27 @@ class MacBudget:
                 hi = mid
             else:
                 lo = mid + 1
-        return masks_for(lo), red(lo)
+        if red(lo) - target <= fill_tolerance or lo == 0:
+            return masks_for(lo), red(lo)
+        return self._fill(groups, order, lo, target, masks_for(lo), red(lo), masks_for(lo - 1))
+
+    def _fill(self, groups, order, k, target, best, best_red, start, limit: int = 256):
+        """The channel that crossed ``target`` overshot it: starting from the prefix before it,
+        add later candidates (in order, at most ``limit`` tried) while they bring the reduction
+        closer to ``target``; keep whichever of the two is closer."""
+        current = {m: {n: t.clone() for n, t in d.items()} for m, d in start.items()}
+        current_red = self.reduction(current)
+        for gi, ch in order[k: k + limit]:
+            g = groups[gi]
+            mask = current[g.module][g.name]
+            mask[ch] = False
+            red = self.reduction(current)
+            if abs(red - target) < abs(current_red - target):
+                current_red = red
+                if red >= target:
+                    break
+            else:
+                mask[ch] = True
+        if abs(current_red - target) < abs(best_red - target):
+            return current, current_red
+        return best, best_red
