@@ -14,7 +14,8 @@ def normalise_channels(feature: torch.Tensor, eps: float = 1e-8) -> torch.Tensor
 
     Args:
         feature: [N, C, *spatial] (2-D [N, C] features are normalised over C instead).
-        eps: floor of the norm (an all-zero channel stays zero).
+        eps: smoothing of the norm, ``sqrt(sum F^2 + eps^2)``: an all-zero (pruned) channel
+            stays zero and its gradient stays finite.
 
     Returns:
         Tensor shaped like ``feature`` whose every (n, c) slice has unit L2 norm (or is zero).
@@ -22,7 +23,7 @@ def normalise_channels(feature: torch.Tensor, eps: float = 1e-8) -> torch.Tensor
     if feature.dim() < 2:
         raise ValueError(f"features must be [N, C, ...], got shape {tuple(feature.shape)}")
     dims = tuple(range(2, feature.dim())) if feature.dim() > 2 else (1,)
-    norm = feature.float().square().sum(dim=dims, keepdim=True).sqrt().clamp_min(eps)
+    norm = (feature.float().square().sum(dim=dims, keepdim=True) + eps * eps).sqrt()
     return feature.float() / norm
 
 
