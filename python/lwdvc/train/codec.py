@@ -163,17 +163,22 @@ class VideoCodec(nn.Module):
         Returns:
             ``{"recon": [N, 3, H, W] (not clamped), "bpp": [N], "state": dict}``.
         """
+        args, kwargs = self.inter_inputs(frame, state, rate, quant)
+        out = self.inter(*args, **kwargs)
+        next_state = dict(out["dpb"]) if self.variable_rate else {"ref_frame": out["recon_image"]}
+        return {"recon": out["recon_image"], "bpp": out["bpp"], "state": next_state}
+
+    def inter_inputs(self, frame: torch.Tensor, state: dict, rate: torch.Tensor,
+                     quant: str = "noise") -> tuple[tuple, dict]:
+        """(args, kwargs) of ``self.inter(...)`` for :meth:`code_inter` (used for distillation,
+        where a teacher must see the same inputs with its own quantisation scales)."""
         rate = self._check_rate(rate, frame.shape[0])
         if not isinstance(state, dict) or not isinstance(state.get("ref_frame"), torch.Tensor):
             raise ValueError("state must be a dict holding the reference frame under 'ref_frame'")
         if self.variable_rate:
-            out = self.inter(frame, state, mv_y_q_scale=self.inter.mv_y_q_scale[rate],
-                             y_q_scale=self.inter.y_q_scale[rate], quant=quant)
-            next_state = dict(out["dpb"])
-        else:
-            out = self.inter(state["ref_frame"], frame, quant=quant)
-            next_state = {"ref_frame": out["recon_image"]}
-        return {"recon": out["recon_image"], "bpp": out["bpp"], "state": next_state}
+            return (frame, state), {"mv_y_q_scale": self.inter.mv_y_q_scale[rate],
+                                    "y_q_scale": self.inter.y_q_scale[rate], "quant": quant}
+        return (state["ref_frame"], frame), {"quant": quant}
 
     @staticmethod
     def reference_state(recon: torch.Tensor) -> dict:
@@ -184,6 +189,7 @@ class VideoCodec(nn.Module):
         """The learnt quantisation scales per rate point (variable-rate families), for reports."""
         if not self.variable_rate:
             return [{}]
-        return [{"intra_q_scale": float(self.intra.q_scale[i]),
-                 "mv_y_q_scale": float(self.inter.mv_y_q_scale[i]),
-                 "y_q_scale": float(self.inter.y_q_scale[i])} for i in range(self.num_rates)]
+        with torch.no_grad():
+            return [{"intra_q_scale": float(self.intra.q_scale[i]),
+                     "mv_y_q_scale": float(self.inter.mv_y_q_scale[i]),
+                     "y_q_scale": float(self.inter.y_q_scale[i])} for i in range(self.num_rates)]

@@ -1,0 +1,231 @@
+"""Pruning fine-tune of a trained codec's P-frame decoder: masks (GD/STE/...), optional ALD.
+
+``prune_codec(teacher, config)`` copies the dense ``teacher`` into a student, attaches channel
+masks to the student's P-frame decoder modules (:class:`lwdvc.prune.Pruner`, global MAC budget),
+fine-tunes the student's P-frame codec for rate-distortion (the I-frame codec stays dense and
+frozen), optionally with adaptive layer-wise distillation from the teacher
+(:class:`lwdvc.distill.LayerwiseDistiller`), and compacts it (:func:`lwdvc.prune.finalize`,
+verified). Training groups are an I-frame (coded by the frozen I-frame codec) and one P-frame,
+so teacher and student see identical inputs for distillation.
+
+Loss per step: ``lambda[rate] * MSE + bpp`` of the P-frame ``+ pruner.loss()`` (``wd`` mode)
+``+ lambda3(t) * L_ALD``.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from lwdvc.distill import LayerwiseDistiller
+from lwdvc.prune import MODES, Pruner, finalize
+from lwdvc.train.codec import VideoCodec
+from lwdvc.train.config import default_lambdas
+from lwdvc.train.data import training_dataset
+from lwdvc.train.sampler import StepSampler
+
+__all__ = ["PruneConfig", "prune_codec", "executed_decoder_modules", "keep_one_channel_per_producer"]
+
+
+@dataclass
+class PruneConfig:
+    """Settings of a pruning fine-tune (JSON-able).
+
+    Attributes:
+        target: decoder MAC reduction to reach (0.65 = 65 % fewer MACs).
+        mode: gradient mode of pruned weights: "gd" (gradient decay), "ste", "mask", "wd".
+        ald: add adaptive layer-wise distillation from the dense teacher.
+        lambda3: initial distillation weight (decays along a sigmoid).
+        steps: fine-tuning steps; lr: Adam learning rate of the P-frame codec.
+        lambdas: RD lambda per rate point (default: the codec's defaults).
+        crop, batch_size, max_side, max_frames, data, seed, threads: as in TrainConfig.
+        analysis_size: (H, W) of the example inputs the channel analysis traces.
+        round_to: kept channels rounded up to multiples of this when compacting.
+        log_every: steps between history rows.
+    """
+
+    target: float = 0.65
+    mode: str = "gd"
+    ald: bool = True
+    lambda3: float = 1.0
+    steps: int = 300
+    lr: float = 1e-4
+    lambdas: list[float] | None = None
+    crop: int = 96
+    batch_size: int = 4
+    max_side: int | None = 320
+    max_frames: int | None = 60
+    data: list[str] = field(default_factory=list)
+    seed: int = 0
+    threads: int = 0
+    analysis_size: tuple[int, int] = (64, 64)
+    round_to: int = 1
+    log_every: int = 1
+    frames: int = 2  # an I-frame and one P-frame (fixed: see the module docstring)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if not 0.0 < self.target < 1.0:
+            raise ValueError(f"target must be in (0, 1), got {self.target}")
+        for name in ("steps", "batch_size", "log_every", "round_to"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.crop % 16:
+            raise ValueError(f"crop must be a multiple of 16, got {self.crop}")
+        if self.frames != 2:
+            raise ValueError("pruning fine-tunes on (I-frame, P-frame) pairs: frames must be 2")
+        self.analysis_size = tuple(int(v) for v in self.analysis_size)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+
+@torch.no_grad()
+def executed_decoder_modules(codec: VideoCodec, crop: int) -> list[str]:
+    """Names of the P-frame decoder modules that run when coding the first P-frame of a GOP."""
+    fired: list[str] = []
+    hooks = [module.register_forward_hook(lambda *_, name=name: fired.append(name))
+             for name, module in codec.inter.decoder_modules().items()]
+    try:
+        frame = torch.rand(1, 3, crop, crop, generator=torch.Generator().manual_seed(0))
+        rate = torch.zeros(1, dtype=torch.long)
+        state = codec.reference_state(codec.code_intra(frame, rate, quant="round")["recon"].clamp(0, 1))
+        codec.code_inter(frame, state, rate, quant="round")
+    finally:
+        for hook in hooks:
+            hook.remove()
+    order = list(codec.inter.decoder_modules())
+    return [name for name in order if name in set(fired)]
+
+
+@torch.no_grad()
+def keep_one_channel_per_producer(pruner) -> list[str]:
+    """Re-enable one channel of every producing layer whose channels are all masked.
+
+    A group's floor counts its fixed channels, so a group that joins a module input (fixed) with
+    a layer's output (free), e.g. through a concat, may lose every channel of that layer; the
+    compacted layer would then have zero output channels, which PyTorch cannot run. The channel
+    with the largest producer weight norm comes back (a few MACs).
+
+    Returns:
+        ``"<module>/<group>:<layer>"`` of every layer that got a channel back.
+    """
+    restored = []
+    for g in pruner.groups:
+        group = pruner.analyses[g.module][g.name]
+        module = pruner.scope[g.module][1]
+        for member in group.members:
+            if member.role != "producer":
+                continue
+            units = member.units.unique()
+            if bool((g.mask[units] > 0.5).any()):
+                continue
+            owner = module.get_submodule(member.module) if member.module else module
+            tensor = getattr(owner, member.tensor).detach()
+            norms = tensor.transpose(0, member.dim).reshape(tensor.shape[member.dim], -1).norm(dim=1)
+            per_unit = torch.zeros(group.size).index_add_(0, member.units, norms[member.positions].float())
+            best = units[per_unit[units].argmax()]
+            g.mask[best] = 1.0
+            restored.append(f"{g.key}:{member.module}")
+    return restored
+
+
+def _seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def prune_codec(teacher: VideoCodec, config: PruneConfig, progress: bool = True, log=None) -> dict:
+    """Prune and compact the P-frame decoder of ``teacher`` (which is not modified).
+
+    Args:
+        teacher: trained dense codec.
+        config: the run's settings.
+        progress: tqdm bar.
+        log: optional callable ``log(step, metrics_dict)`` (e.g. a JsonlLogger's ``log``).
+
+    Returns:
+        ``{"compacted": VideoCodec with compacted P-frame decoder modules, "student": the masked
+        student, "history": [metrics rows], "compaction": finalize report, "config": dict}``.
+    """
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    _seed(config.seed)
+    teacher = teacher.eval()
+    teacher.requires_grad_(False)
+    student = copy.deepcopy(teacher)
+    lambdas = config.lambdas or default_lambdas(teacher.num_rates)
+    if len(lambdas) != teacher.num_rates:
+        raise ValueError(f"{len(lambdas)} lambdas for a codec with {teacher.num_rates} rate points")
+    lam = torch.tensor(lambdas, dtype=torch.float32)
+    pruner = Pruner.for_codec(student.inter, frame_size=config.analysis_size, target_mac_reduction=config.target,
+                              mode=config.mode, total_steps=config.steps)
+    distiller = None
+    if config.ald:
+        layers = executed_decoder_modules(student, config.crop)
+        distiller = LayerwiseDistiller(teacher.inter, student.inter, layers=layers, total_steps=config.steps,
+                                       lambda3=config.lambda3)
+    student.train()
+    student.intra.eval()
+    student.requires_grad_(False)
+    params = [p for p in student.inter.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    optimizer = torch.optim.Adam([p for p in params if p.requires_grad], lr=config.lr)
+    dataset = training_dataset(config)
+    sampler = StepSampler(len(dataset), config.batch_size, config.seed)
+    history: list[dict] = []
+    bar = tqdm(range(config.steps), desc=f"prune {config.mode}{' + ALD' if config.ald else ''}",
+               unit="step", disable=not progress, dynamic_ncols=True)
+    for step in bar:
+        prune_metrics = pruner.step()
+        group = torch.stack([dataset[i] for i in sampler.indices(step)])
+        rate = torch.randint(teacher.num_rates, (group.shape[0],))
+        with torch.no_grad():
+            ref = student.code_intra(group[:, 0], rate, quant="round")["recon"].clamp(0, 1)
+        state = student.reference_state(ref)
+        if distiller is not None:
+            distiller.step()
+            args, kwargs = teacher.inter_inputs(group[:, 1], state, rate)
+            distiller.teacher_forward(*args, **kwargs)
+        out = student.code_inter(group[:, 1], state, rate)
+        mse = (out["recon"] - group[:, 1]).square().mean(dim=(1, 2, 3))
+        rd = (lam[rate] * mse + out["bpp"]).mean()
+        prune_loss = pruner.loss()
+        ald = distiller.loss() if distiller is not None else torch.zeros(())
+        loss = rd + prune_loss + ald
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"pruning fine-tune diverged: loss {float(loss)} at step {step + 1}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        row = {**prune_metrics, "step": step + 1, "loss": float(loss), "rd_loss": float(rd),
+               "bpp": float(out["bpp"].mean()), "mse": float(mse.mean()), "prune_loss": float(prune_loss),
+               "ald_loss": float(ald)}
+        if distiller is not None:
+            row.update(distiller.metrics())
+        if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
+            history.append(row)
+            if log is not None:
+                log(step + 1, row)
+        bar.set_postfix(loss=f"{row['loss']:.3f}", macs=f"-{100 * row['mac_reduction']:.1f}%",
+                        flips=int(row["mask_flips"]))
+    bar.close()
+    if distiller is not None:
+        distiller.remove()
+    restored = keep_one_channel_per_producer(pruner)
+    small_inter, report = finalize(pruner, round_to=config.round_to, verify=True, return_report=True)
+    compacted = copy.deepcopy(student)
+    compacted.inter = small_inter
+    compacted.requires_grad_(False)
+    return {"compacted": compacted.eval(), "student": student, "history": history, "compaction": {**report, "restored_layers": restored},
+            "config": dataclasses.asdict(config)}
