@@ -109,13 +109,18 @@ class MacBudget:
             or within one channel's cost below it after the fill). If the whole order does not
             reach ``target``, all of it is pruned.
         """
+        sizes = [g.size for g in groups]
+        offsets = torch.tensor([0] + sizes[:-1]).cumsum(0)
+        flat_order = (offsets[torch.tensor([gi for gi, _ in order], dtype=torch.long)]
+                      + torch.tensor([ch for _, ch in order], dtype=torch.long)) if order else None
+
         def masks_for(k: int) -> dict[str, dict[str, torch.Tensor]]:
-            keep = [torch.ones(g.size, dtype=torch.bool) for g in groups]
-            for gi, ch in order[:k]:
-                keep[gi][ch] = False
+            flat = torch.ones(sum(sizes), dtype=torch.bool)
+            if k > 0:
+                flat[flat_order[:k]] = False
             out: dict[str, dict[str, torch.Tensor]] = {}
-            for g, m in zip(groups, keep):
-                out.setdefault(g.module, {})[g.name] = m
+            for g, m in zip(groups, flat.split(sizes)):
+                out.setdefault(g.module, {})[g.name] = m.clone()
             return out
 
         if target <= 0 or not order:
