@@ -11,7 +11,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["BoundaryCast", "to_cpu_layout"]
+from lwdvc_kernels.nn import DeformConv2d
+
+__all__ = ["BoundaryCast", "Float32Island", "to_cpu_layout"]
+
+# Layers whose CPU kernels have no bfloat16/float16 version (torchvision's deformable conv).
+FLOAT32_ONLY = (DeformConv2d,)
 
 
 def _convert_input(x, dtype: torch.dtype | None, channels_last: bool):
@@ -43,13 +48,16 @@ class BoundaryCast(nn.Module):
         inner: the (fused) module, already converted to ``compute_dtype`` and channels_last.
         compute_dtype: dtype inside (None: keep the input dtype).
         channels_last: convert 4-D floating inputs to channels_last.
-        contiguous_outputs: return NCHW-contiguous outputs (a drop-in replacement).
+        contiguous_outputs: return NCHW-contiguous outputs. Off by default: outputs stay in
+            channels_last (same values and shapes; every PyTorch op accepts them) because the
+            copy back costs a full pass per output, and a following optimised module would
+            convert them back again.
 
     Floating outputs are cast back to the dtype of the first floating input.
     """
 
     def __init__(self, inner: nn.Module, compute_dtype: torch.dtype | None, channels_last: bool,
-                 contiguous_outputs: bool = True) -> None:
+                 contiguous_outputs: bool = False) -> None:
         super().__init__()
         self.inner = inner
         self.compute_dtype = compute_dtype
@@ -64,9 +72,44 @@ class BoundaryCast(nn.Module):
         return _restore_output(self.inner(*args, **kwargs), out_dtype, self.contiguous_outputs)
 
 
+class Float32Island(nn.Module):
+    """Runs a layer without low-precision kernels in float32 inside a low-precision module.
+
+    Shape: whatever ``inner`` takes; floating outputs come back in the first floating input's dtype.
+    """
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner.float()
+
+    def _apply(self, fn, recurse=True):  # keep float32 through module.to(dtype)
+        return self
+
+    def forward(self, *args):
+        dtype = next((a.dtype for a in args if isinstance(a, torch.Tensor) and a.is_floating_point()), None)
+        out = self.inner(*(a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args))
+        return _restore_output(out, dtype, contiguous=False)
+
+
+def _isolate_float32_layers(module: nn.Module) -> nn.Module:
+    if isinstance(module, FLOAT32_ONLY):
+        return Float32Island(module)
+    for name, child in list(module.named_children()):
+        if isinstance(child, FLOAT32_ONLY):
+            setattr(module, name, Float32Island(child))
+        elif not isinstance(child, Float32Island):
+            _isolate_float32_layers(child)
+    return module
+
+
 def to_cpu_layout(module: nn.Module, dtype: torch.dtype | None, channels_last: bool) -> nn.Module:
-    """Convert parameters and buffers (floating ones) to ``dtype`` and 4-D ones to channels_last, in place."""
-    if dtype is not None:
+    """Convert parameters and buffers (floating ones) to ``dtype`` and 4-D ones to channels_last, in place.
+
+    Layers without low-precision kernels (``FLOAT32_ONLY``) stay float32 inside a
+    :class:`Float32Island`. Returns the module (a new wrapper when the root itself is such a layer).
+    """
+    if dtype not in (None, torch.float32):
+        module = _isolate_float32_layers(module)
         module.to(dtype)
     if channels_last:
         for sub in module.modules():

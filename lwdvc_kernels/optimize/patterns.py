@@ -49,7 +49,7 @@ class _Tracer(fx.Tracer):
 
 def _activation(node: fx.Node, modules: dict[str, nn.Module]) -> tuple[str, float] | None:
     if node.op == "call_module":
-        m = modules[node.target]
+        m = modules.get(node.target)  # fused layers added during the rewrite are not listed
         if type(m) is nn.ReLU:
             return "relu", 0.0
         if type(m) is nn.LeakyReLU:
@@ -64,7 +64,7 @@ def _activation(node: fx.Node, modules: dict[str, nn.Module]) -> tuple[str, floa
 
 
 def _upscale(node: fx.Node, modules: dict[str, nn.Module]) -> int | None:
-    if node.op == "call_module" and type(modules[node.target]) is nn.PixelShuffle:
+    if node.op == "call_module" and type(modules.get(node.target)) is nn.PixelShuffle:
         return int(modules[node.target].upscale_factor)
     if node.op == "call_function" and node.target is F.pixel_shuffle:
         factor = node.args[1] if len(node.args) > 1 else node.kwargs.get("upscale_factor")
@@ -167,6 +167,9 @@ def fuse_module(module: nn.Module, example_inputs, backend: str = "auto") -> tup
     if isinstance(module, nn.Conv2d) and conv_is_fusable(module):
         report.fused.append("conv")
         return FusedConv2d(module, backend=backend), report
+    if isinstance(module, DeformConv2d):
+        report.skipped.append("DeformConv2d: no fused kernel, kept as it is")
+        return module, report
     try:
         graph = _Tracer().trace(module)
         gm = fx.GraphModule(module, graph, type(module).__name__)

@@ -91,7 +91,8 @@ def test_original_is_untouched_and_outputs_keep_dtype_and_layout():
     for k, v in model.state_dict().items():
         assert v.dtype == torch.float32 and torch.equal(v, before[k])
     out, y = fast(*_inputs())
-    assert out.dtype == torch.float32 and out.is_contiguous() and y.shape == (1, 7, 24, 20)
+    assert out.dtype == torch.float32 and y.dtype == torch.float32 and y.shape == (1, 7, 24, 20)
+    assert y.is_contiguous(memory_format=torch.channels_last)  # no copy back at the boundary
 
 
 def test_bfloat16_within_documented_bound():
@@ -161,3 +162,24 @@ def test_export_of_an_optimised_module():
     targets = {str(n.target) for n in exported.graph.nodes}
     assert "lwdvc.conv2d_epilogue.default" in targets and "lwdvc.gdn.default" in targets
     torch.testing.assert_close(exported.module()(*_inputs()), fast(*_inputs()))
+
+
+def test_layers_without_bfloat16_kernels_stay_float32():
+    from lwdvc_kernels.nn import DeformConv2d
+    from lwdvc_kernels.optimize.cpu import Float32Island
+
+    class Aligner(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dcn = DeformConv2d(6, 6, 3, padding=1, offset_in_channels=6)
+            self.conv = nn.Conv2d(6, 6, 3, padding=1)
+
+        def forward(self, x, offsets):
+            return self.conv(self.dcn(x, offsets))
+
+    model = _randomise(Aligner())
+    inputs = (torch.randn(1, 6, 8, 8), torch.randn(1, 6, 8, 8))
+    fast = optimize(model, inputs, dtype=torch.bfloat16)
+    islands = [m for m in fast.modules() if isinstance(m, Float32Island)]
+    assert len(islands) == 1 and all(p.dtype == torch.float32 for p in islands[0].parameters())
+    assert relative_error(model, fast, inputs) <= DTYPE_TOLERANCE[torch.bfloat16]

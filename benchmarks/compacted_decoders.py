@@ -1,0 +1,111 @@
+"""Dense and compacted decoders of the codecs at a MAC reduction, for the optimisation benchmarks.
+
+Pruning masks here are synthetic (no training): every prunable channel group keeps about the
+same fraction of its channels, jittered per group (x0.8 to x1.2) so that kept counts are as
+irregular as a trained pruner leaves them (e.g. 64 -> 23), and the fraction is searched so that
+the whole decoder loses ``reduction`` of its MACs. Which channels go is random;
+latency depends on the counts, not on which channels they are.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+import lwdvc_kernels
+from lwdvc_kernels.compact import ChannelAnalysis, channel_groups
+
+
+@dataclass
+class DecoderModule:
+    """One decoder module: dense, compacted, inputs at the benchmark frame size and its MACs.
+
+    ``small_inputs`` are the trace-size inputs the compaction used (enough for ``optimize``).
+    """
+
+    name: str
+    dense: nn.Module
+    compacted: nn.Module
+    inputs: tuple[torch.Tensor, ...]
+    small_inputs: tuple[torch.Tensor, ...]
+    dense_macs: int
+    compacted_macs: int
+
+
+def _counts(analysis: ChannelAnalysis, keep: float, jitter: torch.Tensor) -> dict[str, int]:
+    counts = {}
+    for i, g in enumerate(analysis.prunable):
+        n_fixed = int(g.fixed.sum())
+        floor = n_fixed + max(1, (g.size - n_fixed) // 8)  # never empties one producer of a group
+        fraction = min(1.0, max(0.0, keep * float(jitter[i])))
+        counts[g.name] = max(floor, min(g.size, round(g.size * fraction)))
+    return counts
+
+
+def _random_masks(analysis: ChannelAnalysis, counts: dict[str, int], gen: torch.Generator) -> dict[str, torch.Tensor]:
+    masks = {}
+    for name, count in counts.items():
+        g = analysis[name]
+        mask = g.fixed.clone()
+        free = (~g.fixed).nonzero().flatten()
+        need = count - int(mask.sum())
+        if need > 0:
+            mask[free[torch.randperm(len(free), generator=gen)[:need]]] = True
+        masks[name] = mask
+    return masks
+
+
+def _keep_fraction(analyses: list[ChannelAnalysis], jitters: list[torch.Tensor], reduction: float) -> float:
+    """Largest common keep fraction whose decoder-wide MACs stay within ``1 - reduction`` of dense."""
+    target = (1.0 - reduction) * sum(a.dense_macs for a in analyses)
+    lo, hi = 0.0, 1.0
+    for _ in range(30):  # bisection
+        mid = (lo + hi) / 2
+        macs = sum(a.macs(_counts(a, mid, j)) for a, j in zip(analyses, jitters))
+        if macs > target:
+            hi = mid
+        else:
+            lo = mid
+    return lo
+
+
+def build_decoder(codec: str, height: int, width: int, reduction: float = 0.65, round_to: int = 1,
+                  seed: int = 0, trace_size: tuple[int, int] = (128, 192)) -> list[DecoderModule]:
+    """Every decoder module of ``codec`` (dense and compacted) with inputs for ``height`` x ``width``.
+
+    One keep fraction for the whole decoder (modules without prunable channels, e.g. a lone
+    deformable conv, stay dense, so the others lose more) gives ``reduction`` of the decoder's
+    MACs. Channel groups and the budget are computed at ``trace_size`` (the compacted model does
+    not depend on the frame size); MACs are then counted at ``height`` x ``width``.
+    """
+    from lwdvc.models import build
+
+    torch.manual_seed(seed)
+    model = build(codec).eval()
+    small = model.decoder_example_inputs(*trace_size)
+    examples = model.decoder_example_inputs(height, width)
+    modules = model.decoder_modules()
+    analyses = [channel_groups(m, tuple(small[name])) for name, m in modules.items()]
+    gen = torch.Generator().manual_seed(seed)
+    jitters = [0.8 + 0.4 * torch.rand(len(a.prunable), generator=gen) for a in analyses]
+    keep = _keep_fraction(analyses, jitters, reduction)
+    out = []
+    for (name, module), analysis, jitter in zip(modules.items(), analyses, jitters):
+        small_inputs, inputs = tuple(small[name]), tuple(examples[name])
+        masks = _random_masks(analysis, _counts(analysis, keep, jitter), gen)
+        compacted = lwdvc_kernels.compact(module, small_inputs, masks=masks, round_to=round_to, verify=False).eval()
+        dense_macs = lwdvc_kernels.count_macs(module, *inputs)
+        kept_macs = lwdvc_kernels.count_macs(compacted, *inputs)
+        out.append(DecoderModule(name, module.eval(), compacted, inputs, small_inputs, dense_macs, kept_macs))
+    return out
+
+
+def mac_ratio(modules: list[DecoderModule]) -> float:
+    """Dense MACs / compacted MACs of the whole decoder."""
+    return sum(m.dense_macs for m in modules) / max(1, sum(m.compacted_macs for m in modules))
+
+
+def geometric_mean(values: list[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values))
