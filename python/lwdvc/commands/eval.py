@@ -1,12 +1,47 @@
-"""``lwdvc eval``."""
+"""``lwdvc eval``: RD curves, BD metrics and decoder cost of one or more codecs on test videos."""
 from __future__ import annotations
 
-HELP = "eval (not available yet)"
+import argparse
+
+from lwdvc.commands.common import (DEFAULT_MODEL, add_gop_options, add_sequence_options, gop_settings,
+                                   load_codec, test_sequences)
+
+HELP = "evaluate codecs: bpp, PSNR (RGB, Y), MS-SSIM per rate point, BD metrics, decoder MACs and latency"
 
 
-def add_parser(subparsers):
-    return subparsers.add_parser("eval", help=HELP, description=HELP)
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("eval", help=HELP, description=HELP)
+    parser.add_argument("models", nargs="*", default=[DEFAULT_MODEL],
+                        help="pretrained:<name>, model .json or training checkpoint .pt; the first is "
+                             f"the BD anchor (default: {DEFAULT_MODEL})")
+    parser.add_argument("--labels", nargs="+", help="names of the models in the report")
+    parser.add_argument("--rates", type=int, nargs="+", help="rate-point indices (default: all)")
+    add_sequence_options(parser)
+    add_gop_options(parser)
+    parser.add_argument("--latency-repeats", type=int, default=10, help="timed decoder runs (0: skip timing)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads for coding (0: default)")
+    parser.add_argument("--out", default="lwdvc-eval", help="report folder (default ./lwdvc-eval)")
+    parser.add_argument("--no-progress", action="store_true")
+    return parser
 
 
-def run(args) -> int:
-    raise NotImplementedError("lwdvc eval is not available yet")
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from lwdvc.eval import evaluate_models, markdown_report, write_report
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    labels = args.labels or [f"model{i}" if len(args.models) > 1 else "model" for i in range(len(args.models))]
+    if len(labels) != len(args.models):
+        raise ValueError(f"{len(labels)} labels for {len(args.models)} models")
+    models = {label: load_codec(spec) for label, spec in zip(labels, args.models)}
+    settings = gop_settings(args)
+    sequences = test_sequences(args, max_frames=settings.frames)
+    report = evaluate_models(models, sequences, settings, rates=args.rates,
+                             latency_repeats=args.latency_repeats, progress=not args.no_progress)
+    report["inputs"] = dict(zip(labels, args.models))
+    paths = write_report(report, args.out)
+    print(markdown_report(report))
+    print(f"wrote {paths['json']}, {paths['markdown']} and {paths['plot']}")
+    return 0

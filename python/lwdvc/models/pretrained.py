@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["WEIGHTS_DIR", "available_pretrained", "pretrained", "load_weights", "save_weights"]
+__all__ = ["WEIGHTS_DIR", "available_pretrained", "pretrained", "load_weights", "save_weights",
+           "save_compacted"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -58,6 +59,29 @@ def save_weights(codec, path: str | os.PathLike, dtype: str = "float16",
     return str(json_path), str(weights)
 
 
+def save_compacted(codec, path: str | os.PathLike, description: str = "",
+                   training: dict[str, Any] | None = None) -> tuple[str, str]:
+    """Write a codec whose modules were compacted (smaller layers) as ``<path>.json`` + ``.safetensors``.
+
+    The weights file is ``lwdvc_kernels.save``'s layout-carrying format; :func:`load_weights`
+    rebuilds the model from a fresh dense template of the same codec config (float32).
+
+    Returns:
+        (json path, safetensors path).
+    """
+    import lwdvc_kernels
+
+    base = Path(path)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    weights = base.with_suffix(".safetensors")
+    lwdvc_kernels.save(codec, weights)
+    meta = {"name": base.name, "codec": codec.config, "dtype": "float32", "weights": weights.name,
+            "compacted": True, "description": description, "training": training or {}}
+    json_path = base.with_suffix(".json")
+    json_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return str(json_path), str(weights)
+
+
 def load_weights(json_path: str | os.PathLike):
     """Load a codec written by :func:`save_weights` (float32, eval mode).
 
@@ -82,6 +106,10 @@ def load_weights(json_path: str | os.PathLike):
     if not weights.is_file():
         raise FileNotFoundError(f"weights file not found: {weights}")
     codec = VideoCodec.from_config(codec_config)
+    if meta.get("compacted"):
+        import lwdvc_kernels
+
+        return lwdvc_kernels.load(weights, template=codec).eval()
     state = {k: v.float() for k, v in load_file(str(weights)).items()}
     load_state_dict_checked(codec, state)
     return codec.eval()

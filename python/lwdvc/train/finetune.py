@@ -154,7 +154,7 @@ def prune_codec(teacher: VideoCodec, config: PruneConfig, progress: bool = True,
 
     Returns:
         ``{"compacted": VideoCodec with compacted P-frame decoder modules, "student": the masked
-        student, "history": [metrics rows], "compaction": finalize report, "config": dict}``.
+        student, "pruner": its Pruner, "history": [metrics rows], "compaction": finalize report, "config": dict}``.
     """
     if config.threads > 0:
         torch.set_num_threads(config.threads)
@@ -227,5 +227,5 @@ def prune_codec(teacher: VideoCodec, config: PruneConfig, progress: bool = True,
     compacted = copy.deepcopy(student)
     compacted.inter = small_inter
     compacted.requires_grad_(False)
-    return {"compacted": compacted.eval(), "student": student, "history": history, "compaction": {**report, "restored_layers": restored},
+    return {"compacted": compacted.eval(), "student": student, "pruner": pruner, "history": history, "compaction": {**report, "restored_layers": restored},
             "config": dataclasses.asdict(config)}

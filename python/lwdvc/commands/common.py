@@ -1,0 +1,78 @@
+"""Shared pieces of the subcommands: loading codecs, test sequences and common options."""
+from __future__ import annotations
+
+import argparse
+import os
+
+__all__ = ["load_codec", "add_sequence_options", "test_sequences", "add_gop_options", "gop_settings",
+           "DEFAULT_MODEL"]
+
+#: The teacher shipped with the package.
+DEFAULT_MODEL = "pretrained:dcvc_hem_w025"
+
+
+def load_codec(spec: str):
+    """A VideoCodec from ``pretrained:<name>``, a model ``.json`` or a training checkpoint ``.pt``.
+
+    Raises:
+        FileNotFoundError / KeyError / CheckpointError / ValueError: with the spec named.
+    """
+    from lwdvc.checkpoint import checkpoint_codec, load_checkpoint
+    from lwdvc.models.pretrained import load_weights, pretrained
+    from lwdvc.train.codec import VideoCodec
+
+    if spec.startswith("pretrained:"):
+        return pretrained(spec.split(":", 1)[1])
+    if not os.path.exists(spec):
+        raise FileNotFoundError(f"no model at {spec} (give pretrained:<name>, a model .json or a "
+                                "training checkpoint .pt)")
+    if spec.endswith(".json"):
+        return load_weights(spec)
+    payload = load_checkpoint(spec)
+    codec = VideoCodec.from_config(checkpoint_codec(payload))
+    codec.load_state_dict(payload["model"])
+    return codec.eval()
+
+
+def add_sequence_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--video", nargs="+", default=[], metavar="PATH",
+                        help="test videos, raw .yuv files or PNG folders (default: the held-out embedded clip)")
+    parser.add_argument("--yuv-size", metavar="WxH", help="frame size of raw .yuv files without WxH in their name")
+    parser.add_argument("--max-side", type=int, help="downscale test videos so their longest side is at most this")
+
+
+def add_gop_options(parser: argparse.ArgumentParser, gop: int = 32, frames: int = 96) -> None:
+    parser.add_argument("--gop", type=int, default=gop, help=f"intra period (default {gop})")
+    parser.add_argument("--frames", type=int, default=frames, help=f"frames to code per sequence (default {frames})")
+
+
+def gop_settings(args: argparse.Namespace):
+    from lwdvc.eval import GopSettings
+
+    return GopSettings(gop=args.gop, frames=args.frames)
+
+
+def _yuv_size(text: str | None) -> tuple[int | None, int | None]:
+    if not text:
+        return None, None
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError as error:
+        raise ValueError(f"--yuv-size must look like 176x144, got {text!r}") from error
+    return width, height
+
+
+def test_sequences(args: argparse.Namespace, max_frames: int | None = None):
+    """Padded test sequences from ``--video`` (or the default held-out clip)."""
+    from lwdvc.data import PaddedSequence, default_sequences, open_sequence
+
+    width, height = _yuv_size(getattr(args, "yuv_size", None))
+    if args.video:
+        sources = [open_sequence(path, width=width, height=height, max_frames=max_frames, max_side=args.max_side)
+                   for path in args.video]
+    else:
+        sources = default_sequences("test", max_frames=max_frames, max_side=args.max_side)
+    sequences = [PaddedSequence(source, max_frames=max_frames) for source in sources]
+    for sequence in sequences:
+        sequence[0]  # decode the first frame now: unreadable files fail here, with their name
+    return sequences
