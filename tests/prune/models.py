@@ -7,15 +7,7 @@ from torch import nn
 
 from lwdvc_kernels.nn import IGDN
 
-
-class Residual(nn.Module):
-    def __init__(self, c: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(c, c, 3, padding=1)
-        self.conv2 = nn.Conv2d(c, c, 3, padding=1)
-
-    def forward(self, x):
-        return x + self.conv2(F.leaky_relu(self.conv1(x), 0.1))
+from ..compact.models import ResBlock
 
 
 class Upsampler(nn.Module):
@@ -27,7 +19,7 @@ class Upsampler(nn.Module):
     def __init__(self, c: int = 16, gdn: bool = True) -> None:
         super().__init__()
         self.head = nn.Conv2d(8, c, 3, padding=1)
-        self.res = Residual(c)
+        self.res = ResBlock(c)
         self.up = nn.ConvTranspose2d(c, c, 4, stride=2, padding=1)
         self.igdn = IGDN(c) if gdn else nn.LeakyReLU(0.1)
         self.subpel = nn.Sequential(nn.Conv2d(c, 4 * (c // 2), 3, padding=1), nn.PixelShuffle(2))
