@@ -57,7 +57,7 @@ def test_codec_decoder_masked_equals_compacted_at_target():
 
 def test_round_to_keeps_multiples():
     pruner, _, _ = finetune("gd", 0.5, steps=8)
-    compacted, keep = finalize(pruner, round_to=4), None
+    compacted = finalize(pruner, round_to=4)
     for module in compacted.decoder_modules().values():
         for layer in module.modules():
             if isinstance(layer, torch.nn.Conv2d) and layer.out_channels > 3:
