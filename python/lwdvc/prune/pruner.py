@@ -119,10 +119,13 @@ class Pruner:
 
         beta0 = self._beta_at(0)
         for name, (_, module) in self.scope.items():
-            masks = attach_masks(module, self.analyses[name].groups, beta=beta0)
-            for g in self.groups:
-                if g.module == name:
-                    g.mask = masks[g.name]
+            # Only groups the budget may prune get a mask: the others would stay all ones and
+            # cost a masked_weight pass per step for nothing.
+            pruned = {g.name: g for g in self.groups if g.module == name}
+            selected = [grp for grp in self.analyses[name].groups if grp.name in pruned]
+            masks = attach_masks(module, selected, beta=beta0)
+            for group_name, g in pruned.items():
+                g.mask = masks[group_name]
         self._params = [p for _, (_, m) in self.scope.items() for p in _mask_params(m)]
         self._scorers = [GroupScorer.from_group(self.scope[g.module][1], self.analyses[g.module][g.name])
                          for g in self.groups]
