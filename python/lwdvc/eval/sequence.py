@@ -29,8 +29,22 @@ class GopSettings:
 
 
 def msssim_weights_for(height: int, width: int) -> tuple[float, ...]:
-    """Five-scale MS-SSIM weights when both sides exceed 160 pixels, else the 4-scale set."""
-    return MS_SSIM_WEIGHTS if min(height, width) > 160 else MS_SSIM_WEIGHTS_4
+    """MS-SSIM scale weights that fit the frame size.
+
+    Five scales (the standard) when both sides exceed 160 pixels, HM's 4-scale set above 80;
+    smaller frames use the first k standard weights renormalised to sum 1, with k the most
+    scales that fit (each scale needs sides > 10 * 2^(k-1)).
+    """
+    side = min(height, width)
+    if side > 160:
+        return MS_SSIM_WEIGHTS
+    if side > 80:
+        return MS_SSIM_WEIGHTS_4
+    levels = 3
+    while levels > 1 and side <= 10 * 2 ** (levels - 1):
+        levels -= 1
+    head = MS_SSIM_WEIGHTS[:levels]
+    return tuple(w / sum(head) for w in head)
 
 
 @torch.no_grad()
