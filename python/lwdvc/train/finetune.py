@@ -208,9 +208,9 @@ def prune_codec(teacher: VideoCodec, config: PruneConfig, progress: bool = True,
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
-        row = {**prune_metrics, "step": step + 1, "loss": float(loss), "rd_loss": float(rd),
-               "bpp": float(out["bpp"].mean()), "mse": float(mse.mean()), "prune_loss": float(prune_loss),
-               "ald_loss": float(ald)}
+        row = {**prune_metrics, "step": step + 1, "loss": float(loss.detach()), "rd_loss": float(rd.detach()),
+               "bpp": float(out["bpp"].mean()), "mse": float(mse.mean()), "prune_loss": float(prune_loss.detach()),
+               "ald_loss": float(ald.detach())}
         if distiller is not None:
             row.update(distiller.metrics())
         if (step + 1) % config.log_every == 0 or step + 1 == config.steps:

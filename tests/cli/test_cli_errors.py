@@ -1,0 +1,95 @@
+"""Bad input gives one clear line on stderr and exit status 2, never a traceback."""
+from __future__ import annotations
+
+import pytest
+
+from lwdvc.cli import main
+from lwdvc.commands import COMMANDS
+
+from .conftest import write_yuv
+
+
+def _fails(capsys, argv, *fragments):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.startswith(f"lwdvc {argv[0]}: error:"), err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err
+
+
+def test_help_lists_every_command(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in COMMANDS)
+    assert main([]) == 2
+
+
+def test_unknown_option_is_a_usage_error(capsys):
+    assert main(["eval", "--no-such-option"]) == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_missing_video(capsys, tiny_checkpoint, tmp_path):
+    _fails(capsys, ["eval", tiny_checkpoint, "--video", str(tmp_path / "none.mp4"), "--out", str(tmp_path)],
+           "no video, YUV file or frame folder at", "none.mp4")
+
+
+def test_unreadable_video(capsys, tiny_checkpoint, tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"this is not a video")
+    _fails(capsys, ["eval", tiny_checkpoint, "--video", str(bad), "--out", str(tmp_path)], "broken.mp4")
+
+
+def test_yuv_size_mismatch(capsys, tiny_checkpoint, tmp_path):
+    path = write_yuv(tmp_path / "clip.yuv", 96, 80, frames=2, extra_bytes=100)
+    _fails(capsys, ["eval", tiny_checkpoint, "--video", path, "--yuv-size", "96x80", "--out", str(tmp_path)],
+           "clip.yuv")
+
+
+def test_bad_yuv_size_text(capsys, tiny_checkpoint, tmp_path):
+    path = write_yuv(tmp_path / "clip.yuv", 96, 80, frames=2)
+    _fails(capsys, ["eval", tiny_checkpoint, "--video", path, "--yuv-size", "96by80"], "--yuv-size must look like")
+
+
+def test_missing_model(capsys, tmp_path):
+    _fails(capsys, ["eval", str(tmp_path / "model.pt")], "no model at")
+    _fails(capsys, ["eval", "pretrained:no_such_model"], "no pretrained model 'no_such_model'")
+
+
+def test_not_a_checkpoint(capsys, tmp_path):
+    path = tmp_path / "weights.pt"
+    path.write_bytes(b"junk")
+    _fails(capsys, ["eval", str(path)], "cannot read checkpoint")
+
+
+def test_training_on_too_short_video(capsys, tmp_path):
+    path = write_yuv(tmp_path / "short_96x80.yuv", 96, 80, frames=2)
+    _fails(capsys, ["train", "--out", str(tmp_path / "run"), "--data", path, "--frames", "3", "--crop", "64",
+                    "--steps", "1", "--no-progress"], "no sequence has 3 frames")
+
+
+def test_training_crop_larger_than_video(capsys, tmp_path):
+    path = write_yuv(tmp_path / "small_96x80.yuv", 96, 80, frames=3)
+    _fails(capsys, ["train", "--out", str(tmp_path / "run"), "--data", path, "--crop", "128", "--steps", "1",
+                    "--no-progress"], "smaller than the crop")
+
+
+def test_resume_with_another_codec(capsys, tiny_checkpoint, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(tiny_checkpoint, run / "checkpoint.pt")
+    _fails(capsys, ["train", "--out", str(run), "--resume", "--family", "fvc", "--crop", "64", "--no-progress"],
+           "was written for codec 'dcvc_hem'", "not for 'fvc'")
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["train", "--out", "x", "--family", "h264"], "unknown codec family 'h264'"),
+    (["train", "--out", "x", "--crop", "100"], "crop must be a multiple of 16"),
+    (["prune", "pretrained:none", "--target", "0.65"], "no pretrained model"),
+])
+def test_bad_settings(capsys, argv, fragment):
+    _fails(capsys, argv, fragment)

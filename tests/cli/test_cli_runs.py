@@ -1,0 +1,54 @@
+"""The commands end to end on a tiny model and a tiny video."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from lwdvc.cli import main
+
+from .conftest import write_yuv
+
+
+def test_eval_writes_a_report(capsys, tiny_checkpoint, tmp_path):
+    video = write_yuv(tmp_path / "clip_96x80.yuv", 96, 80, frames=2)
+    out = tmp_path / "report"
+    assert main(["eval", tiny_checkpoint, tiny_checkpoint, "--labels", "a", "b", "--video", video, "--gop", "2",
+                 "--frames", "2", "--rates", "0", "3", "--latency-repeats", "1", "--out", str(out),
+                 "--no-progress"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert [p["rate"] for p in report["models"]["a"]["rd"]] == [0, 3]
+    assert report["settings"]["sequences"][0] == {"name": "clip_96x80", "height": 80, "width": 96, "frames": 2}
+    assert report["bd"]["b"]["bd_psnr"] == pytest.approx(0.0, abs=1e-9)
+    assert (out / "report_rd.png").stat().st_size > 1000
+    assert "| a | 3 |" in capsys.readouterr().out
+
+
+def test_bench_prints_a_table(capsys, tiny_checkpoint):
+    assert main(["bench", tiny_checkpoint, "--height", "64", "--width", "64", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| model | MACs (G)" in out and f"| {tiny_checkpoint} |" in out
+
+
+@pytest.mark.slow
+def test_prune_compact_and_eval_the_result(capsys, tiny_checkpoint, tmp_path):
+    out = tmp_path / "pruned"
+    assert main(["prune", tiny_checkpoint, "--out", str(out), "--steps", "3", "--crop", "64", "--batch-size", "2",
+                 "--train-max-side", "160", "--train-max-frames", "3", "--threads", "1", "--no-progress"]) == 0
+    for name in ("pruned.json", "pruned.safetensors", "prune_state.pt", "metrics.jsonl", "curves.png"):
+        assert (out / name).is_file(), name
+    assert "% fewer" in capsys.readouterr().out
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    again = tmp_path / "again"
+    assert main(["compact", str(out / "prune_state.pt"), "--out", str(again), "--round-to", "2"]) == 0
+    video = write_yuv(tmp_path / "clip_96x80.yuv", 96, 80, frames=2)
+    report_dir = tmp_path / "report"
+    assert main(["eval", tiny_checkpoint, str(out / "pruned.json"), str(again) + ".json", "--video", video,
+                 "--gop", "2", "--frames", "2", "--latency-repeats", "1", "--out", str(report_dir),
+                 "--no-progress"]) == 0
+    report = json.loads((report_dir / "report.json").read_text())
+    reductions = [report["models"][k]["decoder"]["mac_reduction"] for k in ("model1", "model2")]
+    assert all(r > 0.5 for r in reductions), reductions
+    assert os.path.getsize(out / "pruned.safetensors") < os.path.getsize(tiny_checkpoint)
