@@ -52,3 +52,20 @@ def test_prune_compact_and_eval_the_result(capsys, tiny_checkpoint, tmp_path):
     reductions = [report["models"][k]["decoder"]["mac_reduction"] for k in ("model1", "model2")]
     assert all(r > 0.5 for r in reductions), reductions
     assert os.path.getsize(out / "pruned.safetensors") < os.path.getsize(tiny_checkpoint)
+
+
+@pytest.mark.slow
+def test_ablate_two_variants(capsys, tiny_checkpoint, tmp_path):
+    video = write_yuv(tmp_path / "clip_96x80.yuv", 96, 80, frames=1)
+    out = tmp_path / "ablate"
+    assert main(["ablate", "--model", tiny_checkpoint, "--variants", "STE", "GD+ALD", "--steps", "2", "--crop", "64",
+                 "--batch-size", "2", "--train-max-side", "160", "--train-max-frames", "3", "--video", video,
+                 "--gop", "1", "--frames", "1", "--out", str(out), "--no-progress"]) == 0
+    report = json.loads((out / "ablation.json").read_text())
+    assert [v["variant"] for v in report["variants"]] == ["STE", "GD + ALD"]
+    for variant in report["variants"]:
+        assert 0.5 < variant["mac_reduction"] < 0.8
+        assert variant["mask_flips_total"] > 0
+    assert set(report["histories"]) == {"STE", "GD + ALD"}
+    assert (out / "curves.png").is_file() and (out / "ablation_rd.png").is_file()
+    assert "| GD + ALD |" in capsys.readouterr().out
