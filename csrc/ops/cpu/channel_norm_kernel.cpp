@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "../common/channel_norm_checks.h"
@@ -14,7 +15,10 @@ namespace {
 // Adds sum_{o, i} x[o, c, i]^2 to sumsq[c] for a contiguous x viewed as [outer, channels, inner].
 template <typename scalar_t>
 void accumulate_channel_sumsq(const scalar_t* x, const ChannelView& v, double* sumsq) {
-  at::parallel_for(0, v.channels, 1, [&](int64_t begin, int64_t end) {
+  // Parallel over channels, but only once a task has enough elements to pay for a thread.
+  const int64_t per_channel = std::max<int64_t>(1, v.outer * v.inner);
+  const int64_t grain = std::max<int64_t>(1, 32768 / per_channel);
+  at::parallel_for(0, v.channels, grain, [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; ++c) {
       double acc = 0.0;
       for (int64_t o = 0; o < v.outer; ++o) {
