@@ -3,7 +3,8 @@ from lwdvc_kernels.ops._extension import EXTENSION, EXTENSION_ERROR, with_cuda_k
 from lwdvc_kernels.ops.channel_norm import channel_norm
 from lwdvc_kernels.ops.conv2d_epilogue import conv2d_epilogue
 from lwdvc_kernels.ops.gdn import gdn
+from lwdvc_kernels.ops.to_channels_last import to_channels_last
 from lwdvc_kernels.ops.masked_weight import masked_weight
 
-__all__ = ["masked_weight", "channel_norm", "conv2d_epilogue", "gdn", "with_cuda_kernels", "EXTENSION",
-           "EXTENSION_ERROR"]
+__all__ = ["masked_weight", "channel_norm", "conv2d_epilogue", "gdn", "to_channels_last", "with_cuda_kernels",
+           "EXTENSION", "EXTENSION_ERROR"]

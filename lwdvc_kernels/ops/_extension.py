@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import torch
 
-from lwdvc_kernels.ops.fused_validation import check_conv2d_epilogue_args, check_gdn_args
+from lwdvc_kernels.ops.fused_validation import (
+    check_conv2d_epilogue_args,
+    check_gdn_args,
+    check_to_channels_last_args,
+)
 from lwdvc_kernels.ops.reference.channel_norm import channel_norm_reference
 from lwdvc_kernels.ops.reference.conv2d_epilogue import conv2d_epilogue_reference
 from lwdvc_kernels.ops.reference.gdn import gdn_reference
+from lwdvc_kernels.ops.reference.to_channels_last import to_channels_last_reference
 from lwdvc_kernels.ops.reference.masked_weight import masked_weight_backward, masked_weight_forward
 from lwdvc_kernels.ops.validation import check_channel_norm_args, check_masked_weight_args
 
@@ -36,6 +41,7 @@ def _define_python_fallback() -> None:
         "int[2] padding, int[2] dilation, int groups, str activation, float negative_slope, int upscale) -> Tensor"
     )
     lib.define("gdn(Tensor input, Tensor beta, Tensor gamma, bool inverse) -> Tensor")
+    lib.define("to_channels_last(Tensor input, ScalarType? dtype) -> Tensor")
 
     def forward(weight, mask, beta, dim):
         d = check_masked_weight_args("masked_weight", "weight", weight, mask, beta, dim)
@@ -56,12 +62,17 @@ def _define_python_fallback() -> None:
         check_gdn_args(input, beta, gamma)
         return gdn_reference(input, beta, gamma, inverse)
 
+    def to_channels_last(input, dtype):
+        check_to_channels_last_args(input, dtype)
+        return to_channels_last_reference(input, dtype).clone(memory_format=torch.channels_last)
+
     for key in ("CPU", "CUDA"):
         lib.impl("masked_weight", forward, key)
         lib.impl("masked_weight_backward", backward, key)
         lib.impl("channel_norm", norm, key)
         lib.impl("conv2d_epilogue", conv2d_epilogue, key)
         lib.impl("gdn", gdn, key)
+        lib.impl("to_channels_last", to_channels_last, key)
 
     def setup_context(ctx, inputs, output):
         _, mask, beta, dim = inputs

@@ -1,5 +1,6 @@
-"""Argument checks of the fused inference ops (``conv2d_epilogue``, ``gdn``) for the Python
-backends; the messages match csrc/ops/common/fused_checks.h."""
+"""Argument checks of the inference ops (``conv2d_epilogue``, ``gdn``, ``to_channels_last``) for
+the Python backends; the messages match csrc/ops/common/fused_checks.h and
+to_channels_last_checks.h."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -89,3 +90,13 @@ def check_gdn_args(input: torch.Tensor, beta: torch.Tensor, gamma: torch.Tensor)
         raise ValueError(f"{op}: beta must have shape [{c}], got {list(beta.shape)}")
     if gamma.dim() != 2 or tuple(gamma.shape) != (c, c):
         raise ValueError(f"{op}: gamma must have shape [{c}, {c}], got {list(gamma.shape)}")
+
+
+def check_to_channels_last_args(input: torch.Tensor, dtype: torch.dtype | None) -> None:
+    """Validates to_channels_last arguments."""
+    op = "to_channels_last"
+    check_floating(op, "input", input)
+    if input.dim() != 4:
+        raise ValueError(f"{op}: input must be 4-D [N, C, H, W], got shape {list(input.shape)}")
+    if dtype is not None and not dtype.is_floating_point:
+        raise TypeError(f"{op}: dtype must be a floating-point type, got {dtype}")

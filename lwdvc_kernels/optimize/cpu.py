@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lwdvc_kernels import ops
 from lwdvc_kernels.nn import DeformConv2d
 
 __all__ = ["BoundaryCast", "Float32Island", "to_cpu_layout"]
@@ -22,11 +23,11 @@ FLOAT32_ONLY = (DeformConv2d,)
 def _convert_input(x, dtype: torch.dtype | None, channels_last: bool):
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         return x
-    if dtype is not None:
-        x = x.to(dtype)
     if channels_last and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
+        if x.is_contiguous(memory_format=torch.channels_last) and dtype in (None, x.dtype):
+            return x
+        return ops.to_channels_last(x, dtype)  # one tiled pass for the layout and the dtype
+    return x if dtype is None else x.to(dtype)
 
 
 def _restore_output(y, dtype: torch.dtype | None, contiguous: bool):

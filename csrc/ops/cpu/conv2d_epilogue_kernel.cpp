@@ -23,36 +23,47 @@
 namespace lwdvc {
 namespace {
 
-struct Strides4 {
-  int64_t n, c, h, w;
-};
-
-Strides4 strides_of(const at::Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)}; }
-
-// out[shuffled] = act(y) + residual[shuffled] over the whole conv output y [N, C, H, W].
-// `residual` (nullptr when absent) has the strides of `out`. Channels are the inner loop when
-// the layout is channels_last, columns otherwise.
+// out[shuffled] = act(y) + residual[shuffled] over the whole conv output y [N, C, H, W] (dense,
+// NCHW or channels_last); out and residual are dense in the same memory format. The loops walk
+// both tensors along their contiguous dim: for channels_last, one (row, column, sub-pixel) of y
+// feeds C/r^2 consecutive output channels (source stride r^2); for NCHW, one row of a conv
+// channel feeds every r-th column of one output row.
 template <typename scalar_t>
-void apply_epilogue(const scalar_t* y, Strides4 ys, scalar_t* out, Strides4 os, const scalar_t* residual,
-                    int64_t batch, int64_t channels, int64_t height, int64_t width, int64_t r, Activation act,
-                    double negative_slope, bool channels_inner) {
+void apply_epilogue(const scalar_t* y, scalar_t* out, const scalar_t* residual, int64_t batch,
+                    int64_t channels, int64_t height, int64_t width, int64_t r, Activation act,
+                    double negative_slope, bool channels_last) {
   using acc_t = at::opmath_type<scalar_t>;
   const auto slope = static_cast<acc_t>(negative_slope);
-  at::parallel_for(0, batch * height, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t n = row / height, h = row % height;
-      const int64_t outer = channels_inner ? width : channels;
-      const int64_t inner = channels_inner ? channels : width;
-      for (int64_t a = 0; a < outer; ++a) {
-        for (int64_t b = 0; b < inner; ++b) {
-          const int64_t c = channels_inner ? b : a, w = channels_inner ? a : b;
-          const auto dst = pixel_shuffle_index(c, h, w, r);
-          const int64_t o = n * os.n + dst.channel * os.c + dst.row * os.h + dst.col * os.w;
-          acc_t v = apply_activation<acc_t>(static_cast<acc_t>(y[n * ys.n + c * ys.c + h * ys.h + w * ys.w]),
-                                            act, slope);
-          if (residual != nullptr) v += static_cast<acc_t>(residual[o]);
-          out[o] = static_cast<scalar_t>(v);
+  const int64_t rr = r * r, out_channels = channels / rr, out_h = height * r, out_w = width * r;
+  auto finish = [&](scalar_t value, int64_t o) {
+    acc_t v = apply_activation<acc_t>(static_cast<acc_t>(value), act, slope);
+    if (residual != nullptr) v += static_cast<acc_t>(residual[o]);
+    out[o] = static_cast<scalar_t>(v);
+  };
+  if (channels_last) {
+    at::parallel_for(0, batch * height, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) {
+        const int64_t n = row / height, h = row % height;
+        for (int64_t w = 0; w < width; ++w) {
+          const scalar_t* src = y + (row * width + w) * channels;
+          for (int64_t sub = 0; sub < rr; ++sub) {
+            const auto dst = pixel_shuffle_index(sub, h, w, r);
+            const int64_t o = ((n * out_h + dst.row) * out_w + dst.col) * out_channels;
+            for (int64_t oc = 0; oc < out_channels; ++oc) finish(src[oc * rr + sub], o + oc);
+          }
         }
+      }
+    });
+    return;
+  }
+  at::parallel_for(0, batch * channels, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const int64_t n = plane / channels, c = plane % channels;
+      for (int64_t h = 0; h < height; ++h) {
+        const scalar_t* src = y + (plane * height + h) * width;
+        const auto dst = pixel_shuffle_index(c, h, 0, r);
+        const int64_t o = ((n * out_channels + dst.channel) * out_h + dst.row) * out_w + dst.col;
+        for (int64_t w = 0; w < width; ++w) finish(src[w], o + w * r);
       }
     }
   });
@@ -120,10 +131,9 @@ at::Tensor conv2d_epilogue_cpu(const at::Tensor& input, const at::Tensor& weight
   at::Tensor res;
   if (residual.has_value()) res = residual->contiguous(format);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, y.scalar_type(), "lwdvc_conv2d_epilogue", [&] {
-    apply_epilogue<scalar_t>(y.const_data_ptr<scalar_t>(), strides_of(y), out.mutable_data_ptr<scalar_t>(),
-                             strides_of(out), res.defined() ? res.const_data_ptr<scalar_t>() : nullptr,
-                             s.batch, s.out_channels, s.out_h, s.out_w, r, act, negative_slope,
-                             format == at::MemoryFormat::ChannelsLast);
+    apply_epilogue<scalar_t>(y.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
+                             res.defined() ? res.const_data_ptr<scalar_t>() : nullptr, s.batch, s.out_channels,
+                             s.out_h, s.out_w, r, act, negative_slope, format == at::MemoryFormat::ChannelsLast);
   });
   return out;
 }

@@ -1,0 +1,69 @@
+"""Cached decoders and runners shared by the optimisation benchmarks (CPU and GPU)."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+
+import torch
+
+from benchmarks.compacted_decoders import DecoderModule, build_decoder
+from lwdvc_kernels.optimize import optimize
+
+CODECS = ("dcvc", "dcvc_hem", "fvc")
+# (label, padded height, padded width): 960x544 frames are padded to a multiple of 64 as the
+# codecs themselves do before decoding.
+FRAMES = (("448x256", 256, 448), ("960x544", 576, 960))
+REDUCTION = 0.65
+
+
+@functools.lru_cache(maxsize=None)
+def decoder(codec: str, height: int, width: int, round_to: int = 1) -> tuple[DecoderModule, ...]:
+    return tuple(build_decoder(codec, height, width, REDUCTION, round_to=round_to))
+
+
+@functools.lru_cache(maxsize=None)
+def optimised(codec: str, height: int, width: int, dtype: torch.dtype, round_to: int = 1,
+              device: str = "cpu") -> tuple[torch.nn.Module, ...]:
+    """Optimised compacted modules (traced and verified on the small trace-size inputs)."""
+    return tuple(optimize(m.compacted, m.small_inputs, device=device, dtype=dtype)
+                 for m in decoder(codec, height, width, round_to))
+
+
+def runner(codec: str, height: int, width: int, provider: str, round_to: int = 1, device: str = "cpu"):
+    """A no-argument callable decoding one frame's worth of decoder modules.
+
+    provider: ``dense-eager-<dt>``, ``compacted-eager-<dt>`` or ``compacted-opt-<dt>`` with
+    ``<dt>`` ``fp32`` or ``bf16`` (eager bf16 runs under autocast, the standard eager path).
+    """
+    kind, mode, dt = provider.split("-")
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dt]
+    modules = decoder(codec, height, width, round_to)
+    inputs = [tuple(t.to(device) for t in m.inputs) for m in modules]
+    if mode == "opt":
+        nets = optimised(codec, height, width, None if dtype == torch.float32 else dtype, round_to, device)
+    else:
+        nets = [(m.dense if kind == "dense" else m.compacted).to(device) for m in modules]
+    autocast = (lambda: torch.autocast(device, dtype=dtype)) if mode == "eager" and dt != "fp32" else \
+        contextlib.nullcontext
+
+    def step():
+        with torch.inference_mode(), autocast():
+            outs = [net(*args) for net, args in zip(nets, inputs)]
+        if device != "cpu":
+            torch.cuda.synchronize()
+        return outs
+
+    return step
+
+
+def macs(codec: str, height: int, width: int, kind: str, round_to: int = 1) -> int:
+    modules = decoder(codec, height, width, round_to)
+    return sum(m.dense_macs if kind == "dense" else m.compacted_macs for m in modules)
+
+
+def snr_db(reference: torch.Tensor, other: torch.Tensor) -> float:
+    """10 log10(power of reference / power of the difference), in float64."""
+    a, b = reference.double(), other.double()
+    noise = float((a - b).pow(2).mean())
+    return math.inf if noise == 0 else 10 * math.log10(float(a.pow(2).mean()) / noise)

@@ -1,0 +1,9 @@
+"""Plain PyTorch reference of ``to_channels_last``."""
+from __future__ import annotations
+
+import torch
+
+
+def to_channels_last_reference(input: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """``input`` [N, C, H, W] in channels_last, cast to ``dtype`` (None keeps the dtype)."""
+    return input.to(dtype=dtype or input.dtype, memory_format=torch.channels_last)

@@ -1,0 +1,50 @@
+"""to_channels_last: values, layout and dtype against the reference; bad input; fake kernel."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lwdvc_kernels import ops
+from tests.ops.helpers import needs_cuda
+
+DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
+
+
+@pytest.mark.parametrize("backend", ["auto", "reference"])
+@pytest.mark.parametrize("src", DTYPES, ids=str)
+@pytest.mark.parametrize("dst", [None, torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("shape", [(2, 19, 7, 13), (1, 64, 9, 16), (1, 1, 5, 5), (3, 5, 1, 1)])
+def test_matches_reference(backend, src, dst, shape):
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(src)
+    got = ops.to_channels_last(x, dst, backend=backend)
+    want = x.to(dtype=dst or src, memory_format=torch.channels_last)
+    assert got.dtype == (dst or src) and got.is_contiguous(memory_format=torch.channels_last)
+    assert got.data_ptr() != x.data_ptr()
+    assert torch.equal(got, want)  # a cast and a permutation: bit-exact
+
+
+def test_strided_input():
+    x = torch.randn(2, 8, 6, 10)[:, ::2, :, 1:]
+    torch.testing.assert_close(ops.to_channels_last(x, torch.bfloat16), x.to(torch.bfloat16), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("backend", ["auto", "reference"])
+def test_bad_input(backend):
+    with pytest.raises(ValueError, match="4-D"):
+        ops.to_channels_last(torch.randn(3, 4, 5), backend=backend)
+    with pytest.raises(TypeError, match="floating-point"):
+        ops.to_channels_last(torch.ones(1, 2, 3, 3, dtype=torch.long), backend=backend)
+    with pytest.raises(TypeError, match="dtype must be a floating-point"):
+        ops.to_channels_last(torch.randn(1, 2, 3, 3), torch.int32, backend=backend)
+
+
+def test_opcheck():
+    torch.library.opcheck(torch.ops.lwdvc.to_channels_last.default, (torch.randn(2, 5, 4, 3), torch.bfloat16),
+                          test_utils=("test_schema", "test_faketensor"))
+
+
+@needs_cuda
+def test_cuda():
+    x = torch.randn(2, 19, 7, 13, device="cuda")
+    got = ops.to_channels_last(x, torch.float16)
+    assert got.is_contiguous(memory_format=torch.channels_last) and torch.equal(got, x.half())
