@@ -9,12 +9,12 @@ from lwdvc.commands.common import DEFAULT_MODEL, load_codec
 HELP = "prune a codec's P-frame decoder (gradient decay + layer-wise distillation) and compact it"
 
 
-def add_prune_options(parser: argparse.ArgumentParser, steps: int = 300) -> None:
+def add_prune_options(parser: argparse.ArgumentParser, steps: int = 300, crop: int = 96) -> None:
     """Options shared by prune, demo and ablate."""
     parser.add_argument("--target", type=float, default=0.65, help="decoder MAC reduction (default 0.65)")
     parser.add_argument("--steps", type=int, default=steps, help=f"fine-tuning steps (default {steps})")
     parser.add_argument("--lr", type=float, default=1e-4, help="learning rate (default 1e-4)")
-    parser.add_argument("--crop", type=int, default=96, help="training crop side (default 96)")
+    parser.add_argument("--crop", type=int, default=crop, help=f"training crop side (default {crop})")
     parser.add_argument("--batch-size", type=int, default=4, help="batch size (default 4)")
     parser.add_argument("--train-max-side", type=int, default=320, help="downscale training clips (default 320)")
     parser.add_argument("--train-max-frames", type=int, default=60, help="frames per training clip (default 60)")

@@ -5,14 +5,16 @@ Public API:
     load_official(name, path)    build it and load an official checkpoint file
     available()                  registered model names
     register(name)               decorator used by the model files
+    pretrained(name)             a trained codec shipped with the package (lwdvc/weights/)
 """
 from __future__ import annotations
 
 import importlib
 
+from lwdvc.models.pretrained import available_pretrained, pretrained
 from lwdvc.models.zoo import available, build, load_official, register
 
-__all__ = ["available", "build", "load_official", "register"]
+__all__ = ["available", "available_pretrained", "build", "load_official", "pretrained", "register"]
 
 # Model files register themselves on import; a model file that is missing is simply not offered.
 for _module in ("dcvc", "dcvc_hem", "dcvc_hem_intra", "hyperprior", "fvc"):

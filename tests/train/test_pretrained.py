@@ -1,0 +1,60 @@
+"""Shipped-weights format: save/load round trips (dense fp16, compacted) and the shipped teacher."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from lwdvc.models import available_pretrained, pretrained
+from lwdvc.models.pretrained import WEIGHTS_DIR, load_weights, save_compacted, save_weights
+from lwdvc.train import VideoCodec
+
+
+def test_fp16_round_trip(tmp_path):
+    torch.manual_seed(0)
+    codec = VideoCodec("dcvc_hem", width=0.125)
+    json_path, weights = save_weights(codec, tmp_path / "m", dtype="float16", description="x", training={"a": 1})
+    meta = json.loads(open(json_path).read())
+    assert meta["codec"] == codec.config and meta["dtype"] == "float16" and meta["training"] == {"a": 1}
+    loaded = load_weights(json_path)
+    assert not loaded.training
+    for key, value in codec.state_dict().items():
+        restored = loaded.state_dict()[key]
+        assert restored.dtype == torch.float32
+        assert torch.equal(restored, value.half().float()), key
+    assert available_pretrained(tmp_path) == ["m"]
+    with pytest.raises(KeyError, match="no pretrained model 'n'"):
+        pretrained("n", folder=tmp_path)
+
+
+def test_compacted_round_trip(tmp_path):
+    torch.manual_seed(0)
+    codec = VideoCodec("dcvc_hem", width=0.125).eval()
+    json_path, _ = save_compacted(codec, tmp_path / "c")
+    loaded = load_weights(json_path)
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in codec.state_dict().items())
+
+
+def test_missing_weights_file(tmp_path):
+    (tmp_path / "m.json").write_text(json.dumps({"codec": {"family": "dcvc_hem"}, "weights": "m.safetensors"}))
+    with pytest.raises(FileNotFoundError, match="weights file not found"):
+        load_weights(tmp_path / "m.json")
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match="not an lwdvc model description"):
+        load_weights(tmp_path / "bad.json")
+
+
+@pytest.mark.skipif("dcvc_hem_w025" not in available_pretrained(), reason="teacher weights not shipped")
+def test_shipped_teacher_codes_the_held_out_clip():
+    from lwdvc.data import PaddedSequence, default_sequences
+    from lwdvc.eval import GopSettings, code_sequence
+
+    codec = pretrained("dcvc_hem_w025")
+    assert codec.config == {"family": "dcvc_hem", "width": 0.25, "intra_width": 0.25, "anchors": 4}
+    assert (WEIGHTS_DIR / "dcvc_hem_w025.safetensors").stat().st_size < 12e6
+    sequence = PaddedSequence(default_sequences("test", max_frames=2)[0])
+    low = code_sequence(codec, sequence, 0, GopSettings(gop=2, frames=2))
+    high = code_sequence(codec, sequence, 3, GopSettings(gop=2, frames=2))
+    assert high["bpp"] > low["bpp"] and high["psnr"] > low["psnr"]
+    assert low["psnr"] > 24.0
