@@ -17,6 +17,17 @@ FRAMES = (("448x256", 256, 448), ("960x544", 576, 960))
 REDUCTION = 0.65
 
 
+def configure_process() -> None:
+    """Process settings of every decoder benchmark (all providers alike): glibc keeps freed
+    memory unless LWDVC_BENCH_KEEP_MEMORY=0 (see ``keep_freed_memory``)."""
+    import os
+
+    from lwdvc_kernels.optimize import keep_freed_memory
+
+    if os.environ.get("LWDVC_BENCH_KEEP_MEMORY", "1") != "0":
+        keep_freed_memory()
+
+
 @functools.lru_cache(maxsize=None)
 def decoder(codec: str, height: int, width: int, round_to: int = 1) -> tuple[DecoderModule, ...]:
     return tuple(build_decoder(codec, height, width, REDUCTION, round_to=round_to))

@@ -4,7 +4,8 @@ DCVC, DCVC-HEM and FVC decoders, float32 and bfloat16, frames 448x256 and 960x54
 960x576), all in one run. Extras per row: MAC ratio (dense / compacted), speed-up against the
 dense eager float32 decoder, speed-up efficiency (speed-up / MAC ratio), achieved GFLOP/s
 against the conv peak measured first in the same run, and for bfloat16 the SNR of every decoder
-module's output against float32 (worst module).
+module's output against float32 (worst module). glibc is told to keep freed memory for all
+providers alike (``LWDVC_BENCH_KEEP_MEMORY=0`` turns that off).
 Run: ``pytest benchmarks/test_bench_optimize.py --benchmark-only``.
 """
 from __future__ import annotations
@@ -14,7 +15,9 @@ import time
 import pytest
 import torch
 
-from benchmarks.optimize_cases import CODECS, FRAMES, decoder, macs, runner, snr_db
+from benchmarks.optimize_cases import CODECS, FRAMES, configure_process, decoder, macs, runner, snr_db
+
+configure_process()
 
 PROVIDERS = ("dense-eager-fp32", "compacted-eager-fp32", "compacted-opt-fp32",
              "dense-eager-bf16", "compacted-eager-bf16", "compacted-opt-bf16")

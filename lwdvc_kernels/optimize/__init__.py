@@ -6,13 +6,14 @@ Files: ``fused`` (FusedConv2d, FusedGDN), ``patterns`` (fx pattern matching and 
 
     fast = lwdvc_kernels.optimize.optimize(module, example_inputs, device="cpu", dtype=torch.bfloat16)
 """
+from lwdvc_kernels.optimize.cpu import keep_freed_memory
 from lwdvc_kernels.optimize.fused import FusedConv2d, FusedGDN
 from lwdvc_kernels.optimize.optimizer import DTYPE_TOLERANCE, optimize
 from lwdvc_kernels.optimize.patterns import FusionReport, fuse_module
 from lwdvc_kernels.optimize.verify import OptimizationMismatch
 
-__all__ = ["optimize", "fuse_module", "FusedConv2d", "FusedGDN", "FusionReport", "OptimizationMismatch",
-           "DTYPE_TOLERANCE"]
+__all__ = ["optimize", "fuse_module", "keep_freed_memory", "FusedConv2d", "FusedGDN", "FusionReport",
+           "OptimizationMismatch", "DTYPE_TOLERANCE"]
 
 
 # ``lwdvc_kernels.optimize(...)`` calls the function even after this package was imported (the

@@ -14,7 +14,7 @@ from torch import nn
 from lwdvc_kernels import ops
 from lwdvc_kernels.nn import DeformConv2d
 
-__all__ = ["BoundaryCast", "Float32Island", "to_cpu_layout"]
+__all__ = ["BoundaryCast", "Float32Island", "keep_freed_memory", "to_cpu_layout"]
 
 # Layers whose CPU kernels have no bfloat16/float16 version (torchvision's deformable conv).
 FLOAT32_ONLY = (DeformConv2d,)
@@ -118,3 +118,29 @@ def to_cpu_layout(module: nn.Module, dtype: torch.dtype | None, channels_last: b
                 if t is not None and t.dim() == 4 and t.is_floating_point():
                     t.data = t.data.contiguous(memory_format=torch.channels_last)
     return module
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc malloc keep freed memory for reuse instead of returning it to the system.
+
+    By default every tensor above the mmap threshold (32 MiB at most) is a fresh ``mmap`` whose
+    pages fault in on first touch, and freed heap tops are trimmed: measured here, that costs
+    a dense decoder a third of its time (1482 -> 891 ms CPU time for a 448x256 frame). This
+    sets ``M_MMAP_MAX = 0`` and a 16 GiB ``M_TRIM_THRESHOLD`` for the whole process (the same as
+    ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=17179869184`` in the environment, or a caching
+    allocator such as jemalloc). The process then keeps its peak memory. Opt-in.
+
+    Returns:
+        True when glibc accepted both settings (False on other C libraries).
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    libc = ctypes.CDLL(name)
+    if not hasattr(libc, "mallopt"):
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4
+    return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 16 << 30))
