@@ -25,7 +25,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", default="lwdvc-demo", help="output folder (default ./lwdvc-demo)")
     add_prune_options(parser, steps=150, crop=64)
     add_sequence_options(parser)
-    add_gop_options(parser, gop=12, frames=12)
+    add_gop_options(parser, gop=6, frames=12)
     parser.add_argument("--latency-repeats", type=int, default=10, help="timed decoder runs (median)")
     parser.add_argument("--no-progress", action="store_true")
     return parser
