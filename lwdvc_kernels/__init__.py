@@ -7,6 +7,7 @@ Public API:
     compact(model, example_inputs, ...)   physically remove pruned channels, verified exact
     count_macs(module, *inputs)           MACs including transposed convs and sampling ops
     save(model, path) / load(path)        compacted models without pickled code
+    optimize(model, example_inputs, ...)  fused, channels_last (optionally bf16) inference modules
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from lwdvc_kernels import ops
 # before binding the function of the same name, keeps `lwdvc_kernels.compact` the function.
 from lwdvc_kernels.compact import channel_groups, compact  # noqa: E402
 
-__all__ = ["ops", "channel_groups", "compact", "count_macs", "save", "load", "MaskedWeight"]
+__all__ = ["ops", "channel_groups", "compact", "count_macs", "save", "load", "MaskedWeight", "optimize"]
 
 # Heavier subsystems are imported on first use so `import lwdvc_kernels` stays cheap.
 _LAZY = {
@@ -26,6 +27,7 @@ _LAZY = {
     "save": ("lwdvc_kernels.serialize", "save"),
     "load": ("lwdvc_kernels.serialize", "load"),
     "MaskedWeight": ("lwdvc_kernels.masking", "MaskedWeight"),
+    "optimize": ("lwdvc_kernels.optimize", "optimize"),
 }
 
 
