@@ -107,12 +107,13 @@ def executed_decoder_modules(codec: VideoCodec, crop: int) -> list[str]:
 
 @torch.no_grad()
 def keep_one_channel_per_producer(pruner) -> list[str]:
-    """Re-enable one channel of every producing layer whose channels are all masked.
+    """Give back one (zeroed) channel to every producing layer whose channels are all masked.
 
     A group's floor counts its fixed channels, so a group that joins a module input (fixed) with
     a layer's output (free), e.g. through a concat, may lose every channel of that layer; the
-    compacted layer would then have zero output channels, which PyTorch cannot run. The channel
-    with the largest producer weight norm comes back (a few MACs).
+    compacted layer would then have zero output channels, which PyTorch cannot run. One channel
+    of such a layer is unmasked with its producer weights and bias set to zero, so it outputs
+    exactly what the masked model computed (zeros) and the compacted model stays equivalent.
 
     Returns:
         ``"<module>/<group>:<layer>"`` of every layer that got a channel back.
@@ -121,20 +122,29 @@ def keep_one_channel_per_producer(pruner) -> list[str]:
     for g in pruner.groups:
         group = pruner.analyses[g.module][g.name]
         module = pruner.scope[g.module][1]
-        for member in group.members:
-            if member.role != "producer":
-                continue
-            units = member.units.unique()
+        producers = [m for m in group.members if m.role == "producer"]
+        for layer in dict.fromkeys(m.module for m in producers):
+            members = [m for m in producers if m.module == layer]
+            units = torch.cat([m.units for m in members]).unique()
             if bool((g.mask[units] > 0.5).any()):
                 continue
-            owner = module.get_submodule(member.module) if member.module else module
-            tensor = getattr(owner, member.tensor).detach()
-            norms = tensor.transpose(0, member.dim).reshape(tensor.shape[member.dim], -1).norm(dim=1)
-            per_unit = torch.zeros(group.size).index_add_(0, member.units, norms[member.positions].float())
-            best = units[per_unit[units].argmax()]
-            g.mask[best] = 1.0
-            restored.append(f"{g.key}:{member.module}")
+            unit = int(units[0])
+            owner = module.get_submodule(layer) if layer else module
+            for member in members:
+                tensor = _raw_tensor(owner, member.tensor)
+                positions = member.positions[member.units == unit]
+                tensor.index_fill_(member.dim, positions.to(tensor.device), 0.0)
+            g.mask[unit] = 1.0
+            restored.append(f"{g.key}:{layer}")
     return restored
+
+
+def _raw_tensor(owner, name: str) -> torch.Tensor:
+    """The stored tensor ``name`` of ``owner`` (the original under a mask parametrization)."""
+    plist = getattr(owner, "parametrizations", None)
+    if plist is not None and name in plist:
+        return plist[name].original
+    return getattr(owner, name)
 
 
 def _seed(seed: int) -> None:

@@ -1,0 +1,41 @@
+"""Pruning fine-tune: MAC budget reached, compacted codec equivalent to the masked student."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lwdvc.train import VideoCodec
+from lwdvc.train.finetune import PruneConfig, prune_codec
+
+
+@pytest.mark.slow
+def test_compacted_codec_codes_like_the_masked_student():
+    torch.manual_seed(0)
+    teacher = VideoCodec("dcvc_hem", width=0.125).eval()
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    result = prune_codec(teacher, PruneConfig(steps=4, crop=64, batch_size=2, max_side=160, max_frames=3,
+                                              threads=1), progress=False)
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())  # teacher untouched
+    assert abs(result["compaction"]["mac_reduction"] - 0.65) <= 0.02
+    assert [row["step"] for row in result["history"]] == [1, 2, 3, 4]
+    student, small = result["student"].eval(), result["compacted"]
+    frames = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    rate = torch.tensor([0, 3])
+    with torch.no_grad():
+        ref = student.code_intra(frames[:1].repeat(2, 1, 1, 1), rate, quant="round")["recon"].clamp(0, 1)
+        state = student.reference_state(ref)
+        masked = student.code_inter(frames, state, rate, quant="round")
+        compacted = small.code_inter(frames, state, rate, quant="round")
+    error = (masked["recon"] - compacted["recon"]).norm() / masked["recon"].norm()
+    assert float(error) < 1e-4
+    assert torch.allclose(masked["bpp"], compacted["bpp"], rtol=1e-3)
+    assert sum(p.numel() for p in small.inter.parameters()) < sum(p.numel() for p in teacher.inter.parameters())
+
+
+def test_prune_config_checks():
+    with pytest.raises(ValueError, match="mode must be one of"):
+        PruneConfig(mode="magic")
+    with pytest.raises(ValueError, match="target must be in"):
+        PruneConfig(target=1.5)
+    with pytest.raises(ValueError, match="frames must be 2"):
+        PruneConfig(frames=3)
