@@ -29,7 +29,7 @@ from torch.nn.utils import parametrize
 if TYPE_CHECKING:  # pragma: no cover
     from lwdvc_kernels.compact.groups import ChannelGroup
 
-__all__ = ["MaskedWeight", "attach_masks", "detach_masks", "masks_of", "set_beta", "has_masks"]
+__all__ = ["MaskedWeight", "attach_masks", "detach_masks", "masks_of", "masked_weights", "set_beta", "has_masks"]
 
 
 class MaskedWeight(nn.Module):
@@ -121,7 +121,8 @@ def attach_masks(
     return masks
 
 
-def _masked_weights(model: nn.Module):
+def masked_weights(model: nn.Module):
+    """Yields ``(qualified name, owner module, tensor name, MaskedWeight)`` for every mask on ``model``."""
     for qualname, module in model.named_modules():
         plist = getattr(module, "parametrizations", None)
         if plist is None:
@@ -134,7 +135,7 @@ def _masked_weights(model: nn.Module):
 
 def has_masks(model: nn.Module) -> bool:
     """True when at least one :class:`MaskedWeight` is registered in ``model``."""
-    return next(_masked_weights(model), None) is not None
+    return next(masked_weights(model), None) is not None
 
 
 def masks_of(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -144,7 +145,7 @@ def masks_of(model: nn.Module) -> dict[str, torch.Tensor]:
         ValueError: if two parametrizations of one group hold different masks.
     """
     masks: dict[str, torch.Tensor] = {}
-    for qualname, _, tensor_name, param in _masked_weights(model):
+    for qualname, _, tensor_name, param in masked_weights(model):
         keep = param.mask.detach() > 0.5
         if param.group in masks:
             if masks[param.group].shape != keep.shape or not torch.equal(masks[param.group], keep.cpu()):
@@ -159,7 +160,7 @@ def masks_of(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def set_beta(model: nn.Module, beta: float) -> None:
     """Set the gradient-decay factor of every :class:`MaskedWeight` in ``model``."""
-    for _, _, _, param in _masked_weights(model):
+    for _, _, _, param in masked_weights(model):
         param.beta = float(beta)
 
 
@@ -182,7 +183,7 @@ def detach_masks(model: nn.Module, apply: bool = False) -> None:
         apply: False keeps the original (unmasked) weights; True bakes the masks in
             (pruned channels become zero).
     """
-    for _, module, tensor_name, _ in list(_masked_weights(model)):
+    for _, module, tensor_name, _ in list(masked_weights(model)):
         _own_class(module)
         plist = module.parametrizations[tensor_name]
         if len(plist) != 1:
