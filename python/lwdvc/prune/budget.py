@@ -7,11 +7,11 @@ exact ``analysis.macs(kept)``; the budget is ``1 - macs(kept) / macs(dense)``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["PrunedGroup", "MacBudget"]
+__all__ = ["PrunedGroup", "MacBudget", "producer_layer_floors"]
 
 
 @dataclass
@@ -27,6 +27,10 @@ class PrunedGroup:
         min_kept: the fewest channels the group may keep (fixed ones included, >= 1).
         cost: MACs one channel takes away from the dense decoder (the group's marginal cost).
         mask: the float 0/1 [size] mask shared by the group's MaskedWeight parametrizations.
+        layers: ``[(free units long [k], keep)]`` per producing layer of the group that has free
+            channels: the pruner always keeps the ``keep`` (>= 1) most important of that layer's
+            free channels, so no producing layer loses all of its own channels (a group that
+            joins fixed channels with a layer's output through a concat could otherwise empty it).
     """
 
     key: str
@@ -37,10 +41,35 @@ class PrunedGroup:
     min_kept: int
     cost: float
     mask: torch.Tensor | None = None
+    layers: list[tuple[torch.Tensor, int]] = field(default_factory=list)
 
     @property
     def free(self) -> torch.Tensor:
         return ~self.fixed
+
+
+def producer_layer_floors(group, min_keep: float) -> list[tuple[torch.Tensor, int]]:
+    """``[(free units, keep)]`` of every producing layer of ``group`` with free channels.
+
+    Args:
+        group: a :class:`lwdvc_kernels.compact.ChannelGroup`.
+        min_keep: fraction of each layer's free channels that is always kept (at least one).
+
+    Returns:
+        Per producing layer (in member order): its free group units (long [k], ascending) and
+        ``max(1, ceil(min_keep * k))``.
+    """
+    by_layer: dict[str, list[torch.Tensor]] = {}
+    for member in group.members:
+        if member.role == "producer":
+            by_layer.setdefault(member.module, []).append(member.units)
+    out = []
+    for parts in by_layer.values():
+        units = torch.cat(parts).unique()
+        units = units[~group.fixed[units]]
+        if units.numel():
+            out.append((units, max(1, math.ceil(min_keep * units.numel()))))
+    return out
 
 
 class MacBudget:
@@ -74,16 +103,24 @@ class MacBudget:
         """Every prunable group with its fixed channels, floor and marginal cost.
 
         Args:
-            min_keep: fraction of each group's channels that stays (at least one channel).
+            min_keep: fraction of each group's channels that stays (at least one channel), and
+                of each producing layer's free channels (at least one free channel per layer).
         """
         groups = []
         for module, analysis in self.analyses.items():
             for g in analysis.prunable:
-                floor = max(1, math.ceil(min_keep * g.size), int(g.fixed.sum()))
+                layers = producer_layer_floors(g, min_keep)
+                # floor with the lowest-index free units of every layer protected (the pruner
+                # protects the most important ones; overlapping layers share them)
+                protected = torch.zeros(g.size, dtype=torch.bool)
+                for units, keep in layers:
+                    protected[units[:keep]] = True
+                floor = max(1, math.ceil(min_keep * g.size), int((g.fixed | protected).sum()))
                 if floor >= g.size:
                     continue
                 groups.append(PrunedGroup(f"{module}/{g.name}", module, g.name, g.size,
-                                          g.fixed.clone(), floor, self.marginal_cost(module, g.name)))
+                                          g.fixed.clone(), floor, self.marginal_cost(module, g.name),
+                                          layers=layers))
         return groups
 
     def max_reduction(self, groups: list[PrunedGroup]) -> float:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lwdvc_kernels.masking import MaskedWeight, attach_masks
+from lwdvc_kernels.masking import MaskedWeight, attach_masks, masked_weights
 from lwdvc.prune.budget import MacBudget, PrunedGroup
 from lwdvc.prune.importance import GroupScorer, normalise_per_group
 from lwdvc.prune.schedules import SigmoidSchedule, beta_schedule, target_ramp
@@ -190,8 +190,12 @@ class Pruner:
             free = g.free.nonzero().flatten()
             protect = max(0, g.min_kept - int(g.fixed.sum()))
             ranked = free[torch.argsort(importance[free], descending=True, stable=True)]
+            protected = torch.zeros(g.size, dtype=torch.bool)
+            protected[ranked[:protect]] = True
+            for units, keep in g.layers:  # every producing layer keeps its best free channels
+                protected[units[torch.argsort(importance[units], descending=True, stable=True)[:keep]]] = True
             cost = (g.cost / self._mean_cost) ** self.cost_exponent if g.cost > 0 else float("inf")
-            for ch in ranked[protect:].tolist():
+            for ch in ranked[~protected[ranked]].tolist():
                 order.append((float(importance[ch]) / cost, gi, ch))
         order.sort()
         kept, reduction = self.budget.select(self.groups, [(gi, ch) for _, gi, ch in order], target)
@@ -283,14 +287,8 @@ class Pruner:
 
 def _mask_params_with_owner(scope: dict[str, tuple[str, nn.Module]]):
     for _, (_, module) in scope.items():
-        for owner in module.modules():
-            plist = getattr(owner, "parametrizations", None)
-            if plist is None:
-                continue
-            for tensor in list(plist.keys()):
-                for param in plist[tensor]:
-                    if isinstance(param, MaskedWeight):
-                        yield owner, tensor, param
+        for _, owner, tensor, param in masked_weights(module):
+            yield owner, tensor, param
 
 
 def _mask_params(module: nn.Module) -> list[MaskedWeight]:

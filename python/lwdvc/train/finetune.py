@@ -30,7 +30,7 @@ from lwdvc.train.config import default_lambdas
 from lwdvc.train.data import training_dataset
 from lwdvc.train.sampler import StepSampler
 
-__all__ = ["PruneConfig", "prune_codec", "executed_decoder_modules", "keep_one_channel_per_producer"]
+__all__ = ["PruneConfig", "prune_codec", "executed_decoder_modules"]
 
 
 @dataclass
@@ -103,48 +103,6 @@ def executed_decoder_modules(codec: VideoCodec, crop: int) -> list[str]:
             hook.remove()
     order = list(codec.inter.decoder_modules())
     return [name for name in order if name in set(fired)]
-
-
-@torch.no_grad()
-def keep_one_channel_per_producer(pruner) -> list[str]:
-    """Give back one (zeroed) channel to every producing layer whose channels are all masked.
-
-    A group's floor counts its fixed channels, so a group that joins a module input (fixed) with
-    a layer's output (free), e.g. through a concat, may lose every channel of that layer; the
-    compacted layer would then have zero output channels, which PyTorch cannot run. One channel
-    of such a layer is unmasked with its producer weights and bias set to zero, so it outputs
-    exactly what the masked model computed (zeros) and the compacted model stays equivalent.
-
-    Returns:
-        ``"<module>/<group>:<layer>"`` of every layer that got a channel back.
-    """
-    restored = []
-    for g in pruner.groups:
-        group = pruner.analyses[g.module][g.name]
-        module = pruner.scope[g.module][1]
-        producers = [m for m in group.members if m.role == "producer"]
-        for layer in dict.fromkeys(m.module for m in producers):
-            members = [m for m in producers if m.module == layer]
-            units = torch.cat([m.units for m in members]).unique()
-            if bool((g.mask[units] > 0.5).any()):
-                continue
-            unit = int(units[0])
-            owner = module.get_submodule(layer) if layer else module
-            for member in members:
-                tensor = _raw_tensor(owner, member.tensor)
-                positions = member.positions[member.units == unit]
-                tensor.index_fill_(member.dim, positions.to(tensor.device), 0.0)
-            g.mask[unit] = 1.0
-            restored.append(f"{g.key}:{layer}")
-    return restored
-
-
-def _raw_tensor(owner, name: str) -> torch.Tensor:
-    """The stored tensor ``name`` of ``owner`` (the original under a mask parametrization)."""
-    plist = getattr(owner, "parametrizations", None)
-    if plist is not None and name in plist:
-        return plist[name].original
-    return getattr(owner, name)
 
 
 def _seed(seed: int) -> None:
@@ -232,10 +190,9 @@ def prune_codec(teacher: VideoCodec, config: PruneConfig, progress: bool = True,
     bar.close()
     if distiller is not None:
         distiller.remove()
-    restored = keep_one_channel_per_producer(pruner)
     small_inter, report = finalize(pruner, round_to=config.round_to, verify=True, return_report=True)
     compacted = copy.deepcopy(student)
     compacted.inter = small_inter
     compacted.requires_grad_(False)
-    return {"compacted": compacted.eval(), "student": student, "pruner": pruner, "history": history, "compaction": {**report, "restored_layers": restored},
+    return {"compacted": compacted.eval(), "student": student, "pruner": pruner, "history": history, "compaction": report,
             "config": dataclasses.asdict(config)}

@@ -39,7 +39,7 @@ def compact_prune_state(path: str | os.PathLike, round_to: int = 1, verify: bool
     from lwdvc.checkpoint import CheckpointError
     from lwdvc.prune import Pruner, finalize
     from lwdvc.train.codec import VideoCodec
-    from lwdvc.train.finetune import PruneConfig, keep_one_channel_per_producer
+    from lwdvc.train.finetune import PruneConfig
 
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -56,7 +56,6 @@ def compact_prune_state(path: str | os.PathLike, round_to: int = 1, verify: bool
                               mode=config.mode, total_steps=config.steps)
     student.load_state_dict(payload["model"])
     pruner.load_state_dict(payload["pruner"])
-    keep_one_channel_per_producer(pruner)
     small, report = finalize(pruner, round_to=round_to, verify=verify, return_report=True)
     student.inter = small
     return student.eval(), report
