@@ -37,5 +37,5 @@ def test_prune_config_checks():
         PruneConfig(mode="magic")
     with pytest.raises(ValueError, match="target must be in"):
         PruneConfig(target=1.5)
-    with pytest.raises(ValueError, match="frames must be 2"):
-        PruneConfig(frames=3)
+    with pytest.raises(ValueError, match="frames must be >= 3"):
+        PruneConfig(frames=2)

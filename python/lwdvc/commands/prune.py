@@ -21,6 +21,8 @@ def add_prune_options(parser: argparse.ArgumentParser, steps: int = 300, crop: i
     parser.add_argument("--data", nargs="+", default=[], metavar="VIDEO", help="training videos (default: embedded clips)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--train-p-frames", type=int, default=2,
+                        help="P-frames per training GOP, each coded from the previous decoded one (>= 2, default 2)")
     parser.add_argument("--round-to", type=int, default=1, help="round kept channels to multiples of this")
 
 
@@ -29,7 +31,8 @@ def prune_config(args: argparse.Namespace, mode: str, ald: bool):
 
     return PruneConfig(target=args.target, mode=mode, ald=ald, steps=args.steps, lr=args.lr, crop=args.crop,
                        batch_size=args.batch_size, max_side=args.train_max_side, max_frames=args.train_max_frames,
-                       data=list(args.data), seed=args.seed, threads=args.threads, round_to=args.round_to)
+                       data=list(args.data), seed=args.seed, threads=args.threads, round_to=args.round_to,
+                       frames=1 + args.train_p_frames)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

@@ -128,14 +128,22 @@ class LayerwiseDistiller:
         self._lambda3 = self.schedule(self._step)
         self._step += 1
 
-    def teacher_forward(self, *args: Any, **kwargs: Any) -> Any:
+    def teacher_forward(self, *args: Any, accumulate: bool = False, **kwargs: Any) -> Any:
         """Run the teacher under ``torch.no_grad`` and record its features; arms the student hooks.
+
+        Args:
+            *args, **kwargs: the teacher's inputs.
+            accumulate: keep the features recorded since the last :meth:`loss` (several
+                teacher/student call pairs in one step, e.g. the P-frames of a GOP; :meth:`distances`
+                averages over them). A layer that runs only in some calls is averaged over the
+                calls it ran in, as long as it runs in the same calls of teacher and student.
 
         Returns:
             The teacher's output.
         """
-        self._teacher_rec.clear()
-        self._student_rec.clear()
+        if not accumulate:
+            self._teacher_rec.clear()
+            self._student_rec.clear()
         self._teacher_rec.armed = True
         try:
             with torch.no_grad():

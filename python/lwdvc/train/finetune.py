@@ -5,11 +5,15 @@ masks to the student's P-frame decoder modules (:class:`lwdvc.prune.Pruner`, glo
 fine-tunes the student's P-frame codec for rate-distortion (the I-frame codec stays dense and
 frozen), optionally with adaptive layer-wise distillation from the teacher
 (:class:`lwdvc.distill.LayerwiseDistiller`), and compacts it (:func:`lwdvc.prune.finalize`,
-verified). Training groups are an I-frame (coded by the frozen I-frame codec) and one P-frame,
-so teacher and student see identical inputs for distillation.
+verified). Training items are GOPs of an I-frame (coded by the frozen I-frame codec) and
+``frames - 1 >= 2`` P-frames, each coded from the student's own decoded previous frame (its
+decoded picture buffer, gradients flowing through it), so the P-to-P path (e.g. DCVC-HEM's
+``feature_adaptor_P``) is trained too. For distillation the teacher codes every P-frame from the
+student's state, so teacher and student see identical inputs; the distiller accumulates the
+features of all P-frame calls of a step.
 
-Loss per step: ``lambda[rate] * MSE + bpp`` of the P-frame ``+ pruner.loss()`` (``wd`` mode)
-``+ lambda3(t) * L_ALD``.
+Loss per step: sum over the P-frames of ``lambda[rate] * MSE + bpp`` ``+ pruner.loss()`` (``wd``
+mode) ``+ lambda3(t) * L_ALD``.
 """
 from __future__ import annotations
 
@@ -45,6 +49,7 @@ class PruneConfig:
         steps: fine-tuning steps; lr: Adam learning rate of the P-frame codec.
         lambdas: RD lambda per rate point (default: the codec's defaults).
         crop, batch_size, max_side, max_frames, data, seed, threads: as in TrainConfig.
+        frames: frames per training item: an I-frame followed by ``frames - 1`` (>= 2) P-frames.
         analysis_size: (H, W) of the example inputs the channel analysis traces.
         round_to: kept channels rounded up to multiples of this when compacting.
         log_every: steps between history rows.
@@ -67,7 +72,7 @@ class PruneConfig:
     analysis_size: tuple[int, int] = (64, 64)
     round_to: int = 1
     log_every: int = 1
-    frames: int = 2  # an I-frame and one P-frame (fixed: see the module docstring)
+    frames: int = 3  # GOP length of a training item: an I-frame and frames - 1 >= 2 P-frames
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -79,8 +84,9 @@ class PruneConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.crop % 16:
             raise ValueError(f"crop must be a multiple of 16, got {self.crop}")
-        if self.frames != 2:
-            raise ValueError("pruning fine-tunes on (I-frame, P-frame) pairs: frames must be 2")
+        if int(self.frames) < 3:
+            raise ValueError(f"pruning fine-tunes on GOPs of an I-frame and >= 2 P-frames: frames must be >= 3, "
+                             f"got {self.frames}")
         self.analysis_size = tuple(int(v) for v in self.analysis_size)
 
     def to_json(self) -> str:
@@ -88,8 +94,8 @@ class PruneConfig:
 
 
 @torch.no_grad()
-def executed_decoder_modules(codec: VideoCodec, crop: int) -> list[str]:
-    """Names of the P-frame decoder modules that run when coding the first P-frame of a GOP."""
+def executed_decoder_modules(codec: VideoCodec, crop: int, p_frames: int = 2) -> list[str]:
+    """Names of the P-frame decoder modules that run when coding ``p_frames`` P-frames after an I-frame."""
     fired: list[str] = []
     hooks = [module.register_forward_hook(lambda *_, name=name: fired.append(name))
              for name, module in codec.inter.decoder_modules().items()]
@@ -97,7 +103,8 @@ def executed_decoder_modules(codec: VideoCodec, crop: int) -> list[str]:
         frame = torch.rand(1, 3, crop, crop, generator=torch.Generator().manual_seed(0))
         rate = torch.zeros(1, dtype=torch.long)
         state = codec.reference_state(codec.code_intra(frame, rate, quant="round")["recon"].clamp(0, 1))
-        codec.code_inter(frame, state, rate, quant="round")
+        for _ in range(p_frames):
+            state = codec.code_inter(frame, state, rate, quant="round")["state"]
     finally:
         for hook in hooks:
             hook.remove()
@@ -138,7 +145,7 @@ def prune_codec(teacher: VideoCodec, config: PruneConfig, progress: bool = True,
                               mode=config.mode, total_steps=config.steps)
     distiller = None
     if config.ald:
-        layers = executed_decoder_modules(student, config.crop)
+        layers = executed_decoder_modules(student, config.crop, config.frames - 1)
         distiller = LayerwiseDistiller(teacher.inter, student.inter, layers=layers, total_steps=config.steps,
                                        lambda3=config.lambda3)
     student.train()
@@ -162,11 +169,18 @@ def prune_codec(teacher: VideoCodec, config: PruneConfig, progress: bool = True,
         state = student.reference_state(ref)
         if distiller is not None:
             distiller.step()
-            args, kwargs = teacher.inter_inputs(group[:, 1], state, rate)
-            distiller.teacher_forward(*args, **kwargs)
-        out = student.code_inter(group[:, 1], state, rate)
-        mse = (out["recon"] - group[:, 1]).square().mean(dim=(1, 2, 3))
-        rd = (lam[rate] * mse + out["bpp"]).mean()
+        rd, mse, bpp = torch.zeros(()), torch.zeros(group.shape[0]), torch.zeros(group.shape[0])
+        for t in range(1, group.shape[1]):
+            if distiller is not None:  # the teacher codes the same frame from the student's state
+                args, kwargs = teacher.inter_inputs(group[:, t], state, rate)
+                distiller.teacher_forward(*args, accumulate=t > 1, **kwargs)
+            out = student.code_inter(group[:, t], state, rate)
+            state = out["state"]
+            frame_mse = (out["recon"] - group[:, t]).square().mean(dim=(1, 2, 3))
+            rd = rd + (lam[rate] * frame_mse + out["bpp"]).mean()
+            mse, bpp = mse + frame_mse.detach(), bpp + out["bpp"].detach()
+        p_frames = group.shape[1] - 1
+        mse, bpp = mse / p_frames, bpp / p_frames  # rd stays the sum over the P-frames
         prune_loss = pruner.loss()
         ald = distiller.loss() if distiller is not None else torch.zeros(())
         loss = rd + prune_loss + ald
@@ -177,7 +191,7 @@ def prune_codec(teacher: VideoCodec, config: PruneConfig, progress: bool = True,
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         row = {**prune_metrics, "step": step + 1, "loss": float(loss.detach()), "rd_loss": float(rd.detach()),
-               "bpp": float(out["bpp"].mean()), "mse": float(mse.mean()), "prune_loss": float(prune_loss.detach()),
+               "bpp": float(bpp.mean()), "mse": float(mse.mean()), "prune_loss": float(prune_loss.detach()),
                "ald_loss": float(ald.detach())}
         if distiller is not None:
             row.update(distiller.metrics())
