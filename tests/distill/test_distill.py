@@ -129,3 +129,23 @@ def _distance_after_finetune(use_ald: bool, steps: int = 60) -> float:
 def test_ald_lowers_feature_distance():
     with_ald, without = _distance_after_finetune(True), _distance_after_finetune(False)
     assert with_ald < 0.8 * without
+
+def test_accumulate_averages_the_distance_over_several_call_pairs():
+    teacher = make_decoder(seed=0)
+    student = copy.deepcopy(teacher)
+    with torch.no_grad():
+        student.upsampler.head.weight.add_(0.3 * torch.randn_like(student.upsampler.head.weight))
+    distiller = LayerwiseDistiller(teacher, student, LAYERS, total_steps=10)
+    inputs = [latents(2, 4, seed=1), latents(2, 4, seed=2)]
+    singles = []
+    for y in inputs:  # each pair on its own
+        distiller.teacher_forward(y)
+        student(y)
+        singles.append({k: float(v) for k, v in distiller.distances().items()})
+    for t, y in enumerate(inputs):  # both pairs in one step
+        distiller.teacher_forward(y, accumulate=t > 0)
+        student(y)
+    both = distiller.distances()
+    for name in LAYERS:
+        assert float(both[name]) == pytest.approx((singles[0][name] + singles[1][name]) / 2, rel=1e-5)
+        assert singles[0][name] != pytest.approx(singles[1][name])
