@@ -1,5 +1,5 @@
-"""Benchmark-wide setup: torch threads = cores, Triton interpreter without a GPU, and a ratio
-table (every provider against the group's baseline, measured in this same run) at the end."""
+"""Benchmark-wide setup: torch threads = cores, glibc keeps freed memory, Triton interpreter
+without a GPU, and a ratio table (every provider against the group's baseline, measured in this same run) at the end."""
 from __future__ import annotations
 
 import json
@@ -14,6 +14,14 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(os.cpu_count() or 1)
+
+# One allocator setting for every benchmark in the session, whatever runs first: glibc keeps
+# freed memory instead of page-faulting fresh mmaps on every large tensor (see
+# lwdvc_kernels.optimize.keep_freed_memory). LWDVC_BENCH_KEEP_MEMORY=0 measures the default.
+if os.environ.get("LWDVC_BENCH_KEEP_MEMORY", "1") != "0":
+    from lwdvc_kernels.optimize import keep_freed_memory  # noqa: E402
+
+    keep_freed_memory()
 
 _MEDIANS: dict[str, dict[str, float]] = defaultdict(dict)
 _BASELINES: dict[str, str] = {}

@@ -162,3 +162,17 @@ def test_cuda_matches_cpu(backend, dtype):
     ref.backward(grad)
     torch.testing.assert_close(out.cpu(), ref)
     torch.testing.assert_close(w_cuda.grad.cpu(), w_cpu.grad)
+
+
+@pytest.mark.parametrize("dim", [0, 1])
+def test_large_weight_takes_the_streaming_path_and_matches(dim):
+    """Outputs of several MiB go through the CPU kernel's non-temporal-store loop."""
+    g = torch.Generator().manual_seed(11)
+    weight = torch.randn(320, 96, 5, 5, generator=g).requires_grad_(True)  # about 2.9 MiB
+    mask = random_mask(weight.size(dim), g)
+    grad = torch.randn(weight.shape, generator=g)
+    out = ops.masked_weight(weight, mask, 0.25, dim)
+    out.backward(grad)
+    want_out, want_grad = oracle(weight.detach(), mask, 0.25, dim, grad)
+    torch.testing.assert_close(out.double(), want_out, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(weight.grad.double(), want_grad, atol=1e-6, rtol=1e-6)
