@@ -7,7 +7,7 @@ frozen), optionally with adaptive layer-wise distillation from the teacher
 (:class:`lwdvc.distill.LayerwiseDistiller`), and compacts it (:func:`lwdvc.prune.finalize`,
 verified). Training items are GOPs of an I-frame (coded by the frozen I-frame codec) and
 ``frames - 1 >= 2`` P-frames, each coded from the student's own decoded previous frame (its
-decoded picture buffer, gradients flowing through it), so the P-to-P path (e.g. DCVC-HEM's
+decoded picture buffer, detached: gradients stop at the reference), so the P-to-P path (e.g. DCVC-HEM's
 ``feature_adaptor_P``) is trained too. For distillation the teacher codes every P-frame from the
 student's state, so teacher and student see identical inputs; the distiller accumulates the
 features of all P-frame calls of a step.
@@ -175,7 +175,9 @@ def prune_codec(teacher: VideoCodec, config: PruneConfig, progress: bool = True,
                 args, kwargs = teacher.inter_inputs(group[:, t], state, rate)
                 distiller.teacher_forward(*args, accumulate=t > 1, **kwargs)
             out = student.code_inter(group[:, t], state, rate)
-            state = out["state"]
+            # the next P-frame codes from this decoded state; gradients stop at the reference
+            # (through it, the collapsed early P-to-P output pulls the first P-frame down as well)
+            state = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in out["state"].items()}
             frame_mse = (out["recon"] - group[:, t]).square().mean(dim=(1, 2, 3))
             rd = rd + (lam[rate] * frame_mse + out["bpp"]).mean()
             mse, bpp = mse + frame_mse.detach(), bpp + out["bpp"].detach()
