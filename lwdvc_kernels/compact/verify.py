@@ -8,7 +8,7 @@ from torch import nn
 
 from lwdvc_kernels.compact.trace import iter_tensors, normalize_inputs
 
-__all__ = ["random_like_inputs", "compare_outputs", "CompactionMismatch"]
+__all__ = ["random_like_inputs", "compare_outputs", "output_errors", "CompactionMismatch"]
 
 
 class CompactionMismatch(AssertionError):
@@ -40,6 +40,38 @@ def random_like_inputs(example_inputs: Any, seed: int = 0) -> tuple[tuple, dict]
     return convert(args), convert(kwargs)
 
 
+def output_errors(
+    expected: list[torch.Tensor], got: list[torch.Tensor], error: type[Exception], names: tuple[str, str]
+) -> list[tuple[int, torch.Tensor, float, float]]:
+    """Per-output error norms ``||a - b||`` and reference norms ``||a||`` (float64).
+
+    Args:
+        expected, got: flattened outputs of the reference and the candidate.
+        error: exception raised when the outputs cannot be compared.
+        names: how messages call the reference and the candidate.
+
+    Returns:
+        ``(index, b, ||a - b||, ||a||)`` for every floating output.
+
+    Raises:
+        error: different numbers of outputs, different shapes, or integer outputs that differ.
+    """
+    ref_name, cand_name = names
+    if len(expected) != len(got):
+        raise error(f"{ref_name} returns {len(expected)} tensors, {cand_name} {len(got)}")
+    errors = []
+    for i, (a, b) in enumerate(zip(expected, got)):
+        if a.shape != b.shape:
+            raise error(f"output {i}: {ref_name} shape {tuple(a.shape)} != {cand_name} {tuple(b.shape)}")
+        if not a.is_floating_point():
+            if not torch.equal(a, b):
+                raise error(f"output {i}: integer outputs differ")
+            continue
+        a64, b64 = a.double(), b.double()
+        errors.append((i, b, float((a64 - b64).norm()), float(a64.norm())))
+    return errors
+
+
 @torch.no_grad()
 def compare_outputs(
     reference: nn.Module, candidate: nn.Module, example_inputs: Any, rtol: float = 1e-5, seed: int = 0
@@ -64,23 +96,13 @@ def compare_outputs(
     finally:
         reference.train(modes[0])
         candidate.train(modes[1])
-    if len(expected) != len(got):
-        raise CompactionMismatch(f"masked model returns {len(expected)} tensors, compacted {len(got)}")
     worst = 0.0
-    for i, (a, b) in enumerate(zip(expected, got)):
-        if a.shape != b.shape:
-            raise CompactionMismatch(f"output {i}: masked shape {tuple(a.shape)} != compacted {tuple(b.shape)}")
-        if not a.is_floating_point():
-            if not torch.equal(a, b):
-                raise CompactionMismatch(f"output {i}: integer outputs differ")
-            continue
-        norm = float(a.double().norm())
-        err = float((a.double() - b.double()).norm())
+    for i, b, err, norm in output_errors(expected, got, CompactionMismatch, ("masked model", "compacted")):
         rel = err / max(norm, 1e-30)
         worst = max(worst, rel)
         if not err <= rtol * norm + 1e-12 or not torch.isfinite(b).all():
             raise CompactionMismatch(
-                f"output {i} {tuple(a.shape)}: compacted differs from masked model, "
+                f"output {i} {tuple(b.shape)}: compacted differs from masked model, "
                 f"relative error {rel:.3e} > {rtol:.1e}"
             )
     return worst

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from lwdvc_kernels.compact.trace import iter_tensors
+from lwdvc_kernels.compact.verify import output_errors
 
 __all__ = ["OptimizationMismatch", "relative_error"]
 
@@ -21,7 +22,8 @@ def relative_error(reference: nn.Module, candidate: nn.Module, inputs: tuple) ->
     returns the error (the tolerance depends on the optimised dtype, see ``optimize``).
 
     Raises:
-        OptimizationMismatch: when the two modules return different numbers or shapes of tensors.
+        OptimizationMismatch: when the two modules return different numbers or shapes of tensors,
+            or integer outputs that differ.
     """
     was_training = reference.training
     reference.eval()
@@ -30,13 +32,6 @@ def relative_error(reference: nn.Module, candidate: nn.Module, inputs: tuple) ->
     finally:
         reference.train(was_training)
     got = list(iter_tensors(candidate(*inputs)))
-    if len(want) != len(got):
-        raise OptimizationMismatch(f"optimized module returns {len(got)} tensors, the original {len(want)}")
-    worst = 0.0
-    for i, (a, b) in enumerate(zip(want, got)):
-        if a.shape != b.shape:
-            raise OptimizationMismatch(f"output {i}: shape {tuple(b.shape)} differs from {tuple(a.shape)}")
-        if a.is_floating_point():
-            a64, b64 = a.double(), b.double()
-            worst = max(worst, float((a64 - b64).norm() / a64.norm().clamp_min(1e-30)))
+    errors = output_errors(want, got, OptimizationMismatch, ("the original", "optimized module"))
+    worst = max((err / max(norm, 1e-30) for _, _, err, norm in errors), default=0.0)
     return worst
