@@ -14,10 +14,13 @@ def test_compacted_codec_codes_like_the_masked_student():
     teacher = VideoCodec("dcvc_hem", width=0.125).eval()
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     result = prune_codec(teacher, PruneConfig(steps=4, crop=64, batch_size=2, max_side=160, max_frames=3,
-                                              threads=1), progress=False)
+                                              threads=1, ramp=0.25), progress=False)
     assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())  # teacher untouched
     assert abs(result["compaction"]["mac_reduction"] - 0.65) <= 0.02
     assert [row["step"] for row in result["history"]] == [1, 2, 3, 4]
+    # ramp 0.25 of 4 steps: the full target is in force from the second step on
+    assert result["history"][0]["target_now"] < 0.65
+    assert [row["target_now"] for row in result["history"][1:]] == pytest.approx([0.65] * 3)
     student, small = result["student"].eval(), result["compacted"]
     frames = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     rate = torch.tensor([0, 3])
@@ -39,3 +42,5 @@ def test_prune_config_checks():
         PruneConfig(target=1.5)
     with pytest.raises(ValueError, match="frames must be >= 3"):
         PruneConfig(frames=2)
+    with pytest.raises(ValueError, match="ramp must be a fraction"):
+        PruneConfig(ramp=1.5)

@@ -23,7 +23,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("demo", help=HELP, description=HELP)
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"dense teacher (default {DEFAULT_MODEL})")
     parser.add_argument("--out", default="lwdvc-demo", help="output folder (default ./lwdvc-demo)")
-    add_prune_options(parser, steps=200, crop=64)
+    add_prune_options(parser, steps=300, crop=64)
     add_sequence_options(parser)
     add_gop_options(parser, gop=6, frames=12)
     parser.add_argument("--latency-repeats", type=int, default=10, help="timed decoder runs (median)")

@@ -13,7 +13,9 @@ def add_prune_options(parser: argparse.ArgumentParser, steps: int = 300, crop: i
     """Options shared by prune, demo and ablate."""
     parser.add_argument("--target", type=float, default=0.65, help="decoder MAC reduction (default 0.65)")
     parser.add_argument("--steps", type=int, default=steps, help=f"fine-tuning steps (default {steps})")
-    parser.add_argument("--lr", type=float, default=1e-4, help="learning rate (default 1e-4)")
+    parser.add_argument("--lr", type=float, default=3e-4, help="learning rate (default 3e-4)")
+    parser.add_argument("--ramp", type=float, default=0.4,
+                        help="fraction of the steps over which the MAC target ramps up (default 0.4)")
     parser.add_argument("--crop", type=int, default=crop, help=f"training crop side (default {crop})")
     parser.add_argument("--batch-size", type=int, default=4, help="batch size (default 4)")
     parser.add_argument("--train-max-side", type=int, default=320, help="downscale training clips (default 320)")
@@ -29,7 +31,8 @@ def add_prune_options(parser: argparse.ArgumentParser, steps: int = 300, crop: i
 def prune_config(args: argparse.Namespace, mode: str, ald: bool):
     from lwdvc.train.finetune import PruneConfig
 
-    return PruneConfig(target=args.target, mode=mode, ald=ald, steps=args.steps, lr=args.lr, crop=args.crop,
+    return PruneConfig(target=args.target, mode=mode, ald=ald, steps=args.steps, lr=args.lr, ramp=args.ramp,
+                       crop=args.crop,
                        batch_size=args.batch_size, max_side=args.train_max_side, max_frames=args.train_max_frames,
                        data=list(args.data), seed=args.seed, threads=args.threads, round_to=args.round_to,
                        frames=1 + args.train_p_frames)

@@ -47,6 +47,8 @@ class PruneConfig:
         ald: add adaptive layer-wise distillation from the dense teacher.
         lambda3: initial distillation weight (decays along a sigmoid).
         steps: fine-tuning steps; lr: Adam learning rate of the P-frame codec.
+        ramp: fraction of ``steps`` over which the MAC target ramps up from 0 (a sigmoid); the
+            remaining steps fine-tune at the full target so the decoder recovers from the last cuts.
         lambdas: RD lambda per rate point (default: the codec's defaults).
         crop, batch_size, max_side, max_frames, data, seed, threads: as in TrainConfig.
         frames: frames per training item: an I-frame followed by ``frames - 1`` (>= 2) P-frames.
@@ -60,7 +62,8 @@ class PruneConfig:
     ald: bool = True
     lambda3: float = 1.0
     steps: int = 300
-    lr: float = 1e-4
+    lr: float = 3e-4
+    ramp: float = 0.4
     lambdas: list[float] | None = None
     crop: int = 96
     batch_size: int = 4
@@ -82,6 +85,8 @@ class PruneConfig:
         for name in ("steps", "batch_size", "log_every", "round_to"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= float(self.ramp) <= 1.0:
+            raise ValueError(f"ramp must be a fraction of the steps in [0, 1], got {self.ramp}")
         if self.crop % 16:
             raise ValueError(f"crop must be a multiple of 16, got {self.crop}")
         if int(self.frames) < 3:
@@ -142,7 +147,8 @@ def prune_codec(teacher: VideoCodec, config: PruneConfig, progress: bool = True,
         raise ValueError(f"{len(lambdas)} lambdas for a codec with {teacher.num_rates} rate points")
     lam = torch.tensor(lambdas, dtype=torch.float32)
     pruner = Pruner.for_codec(student.inter, frame_size=config.analysis_size, target_mac_reduction=config.target,
-                              mode=config.mode, total_steps=config.steps)
+                              mode=config.mode, total_steps=config.steps,
+                              ramp_steps=int(round(config.ramp * config.steps)))
     distiller = None
     if config.ald:
         layers = executed_decoder_modules(student, config.crop, config.frames - 1)
