@@ -25,7 +25,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", default="lwdvc-ablate", help="output folder (default ./lwdvc-ablate)")
     parser.add_argument("--variants", nargs="+", choices=[v[0].replace(" ", "") for v in VARIANTS],
                         help="subset of STE GD STE+ALD GD+ALD (default: all four)")
-    add_prune_options(parser, steps=300, crop=64)
+    add_prune_options(parser, steps=600, crop=64)
     add_sequence_options(parser)
     add_gop_options(parser, gop=12, frames=12)
     parser.add_argument("--no-progress", action="store_true")

@@ -16,14 +16,14 @@ from lwdvc.commands.common import DEFAULT_MODEL, add_gop_options, add_sequence_o
     test_sequences
 from lwdvc.commands.prune import add_prune_options, prune_config
 
-HELP = "prune the shipped teacher to a 65 percent decoder-MAC reduction, compact it and compare RD (3-7 minutes on 2 cores)"
+HELP = "prune the shipped teacher to a 65 percent decoder-MAC reduction, compact it and compare RD (about 10 minutes on 2 cores)"
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("demo", help=HELP, description=HELP)
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"dense teacher (default {DEFAULT_MODEL})")
     parser.add_argument("--out", default="lwdvc-demo", help="output folder (default ./lwdvc-demo)")
-    add_prune_options(parser, steps=300, crop=64)
+    add_prune_options(parser, steps=600, crop=64)
     add_sequence_options(parser)
     add_gop_options(parser, gop=6, frames=12)
     parser.add_argument("--latency-repeats", type=int, default=10, help="timed decoder runs (median)")
