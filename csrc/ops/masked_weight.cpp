@@ -6,4 +6,8 @@ TORCH_LIBRARY_FRAGMENT(lwdvc, m) {
   m.def("masked_weight(Tensor weight, Tensor mask, float beta, int dim) -> Tensor");
   // grad * (mask + beta * (1 - mask)), broadcast along `dim`: the gradient-decay backward.
   m.def("masked_weight_backward(Tensor grad, Tensor mask, float beta, int dim) -> Tensor");
+  // The same over lists (one entry per tensor, one shared beta): every masked weight of a model
+  // in one call, one parallel region on CPU and one autograd node for the whole list.
+  m.def("masked_weights(Tensor[] weights, Tensor[] masks, float beta, int[] dims) -> Tensor[]");
+  m.def("masked_weights_backward(Tensor[] grads, Tensor[] masks, float beta, int[] dims) -> Tensor[]");
 }

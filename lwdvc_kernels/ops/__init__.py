@@ -5,6 +5,7 @@ from lwdvc_kernels.ops.conv2d_epilogue import conv2d_epilogue
 from lwdvc_kernels.ops.gdn import gdn
 from lwdvc_kernels.ops.to_channels_last import to_channels_last
 from lwdvc_kernels.ops.masked_weight import masked_weight
+from lwdvc_kernels.ops.masked_weights import masked_weights
 
-__all__ = ["masked_weight", "channel_norm", "conv2d_epilogue", "gdn", "to_channels_last", "with_cuda_kernels",
-           "EXTENSION", "EXTENSION_ERROR"]
+__all__ = ["masked_weight", "masked_weights", "channel_norm", "conv2d_epilogue", "gdn", "to_channels_last",
+           "with_cuda_kernels", "EXTENSION", "EXTENSION_ERROR"]

@@ -20,7 +20,11 @@ from lwdvc_kernels.ops.reference.conv2d_epilogue import conv2d_epilogue_referenc
 from lwdvc_kernels.ops.reference.gdn import gdn_reference
 from lwdvc_kernels.ops.reference.to_channels_last import to_channels_last_reference
 from lwdvc_kernels.ops.reference.masked_weight import masked_weight_backward, masked_weight_forward
-from lwdvc_kernels.ops.validation import check_channel_norm_args, check_masked_weight_args
+from lwdvc_kernels.ops.validation import (
+    check_channel_norm_args,
+    check_masked_weight_args,
+    check_masked_weights_args,
+)
 
 EXTENSION = None
 EXTENSION_ERROR: str | None = None
@@ -35,6 +39,8 @@ def _define_python_fallback() -> None:
     lib = torch.library.Library("lwdvc", "DEF")  # noqa: TOR901 - kept alive below
     lib.define("masked_weight(Tensor weight, Tensor mask, float beta, int dim) -> Tensor")
     lib.define("masked_weight_backward(Tensor grad, Tensor mask, float beta, int dim) -> Tensor")
+    lib.define("masked_weights(Tensor[] weights, Tensor[] masks, float beta, int[] dims) -> Tensor[]")
+    lib.define("masked_weights_backward(Tensor[] grads, Tensor[] masks, float beta, int[] dims) -> Tensor[]")
     lib.define("channel_norm(Tensor[] weights, int[] dims) -> Tensor")
     lib.define(
         "conv2d_epilogue(Tensor input, Tensor weight, Tensor? bias, Tensor? residual, int[2] stride, "
@@ -50,6 +56,14 @@ def _define_python_fallback() -> None:
     def backward(grad, mask, beta, dim):
         d = check_masked_weight_args("masked_weight_backward", "grad", grad, mask, beta, dim)
         return masked_weight_backward(grad, mask, beta, d)
+
+    def forward_list(weights, masks, beta, dims):
+        wrapped = check_masked_weights_args("masked_weights", "weight", weights, masks, beta, dims)
+        return [masked_weight_forward(w, m, d) for w, m, d in zip(weights, masks, wrapped)]
+
+    def backward_list(grads, masks, beta, dims):
+        wrapped = check_masked_weights_args("masked_weights_backward", "grad", grads, masks, beta, dims)
+        return [masked_weight_backward(g, m, beta, d) for g, m, d in zip(grads, masks, wrapped)]
 
     def norm(weights, dims):
         return channel_norm_reference(weights, check_channel_norm_args(weights, dims))
@@ -69,6 +83,8 @@ def _define_python_fallback() -> None:
     for key in ("CPU", "CUDA"):
         lib.impl("masked_weight", forward, key)
         lib.impl("masked_weight_backward", backward, key)
+        lib.impl("masked_weights", forward_list, key)
+        lib.impl("masked_weights_backward", backward_list, key)
         lib.impl("channel_norm", norm, key)
         lib.impl("conv2d_epilogue", conv2d_epilogue, key)
         lib.impl("gdn", gdn, key)
@@ -85,6 +101,27 @@ def _define_python_fallback() -> None:
 
     for name in ("lwdvc::masked_weight", "lwdvc::masked_weight_backward"):
         torch.library.register_autograd(name, grad_fn, setup_context=setup_context, lib=lib)
+
+    def setup_list_context(ctx, inputs, output):
+        _, masks, beta, dims = inputs
+        ctx.save_for_backward(*masks)
+        ctx.beta, ctx.dims = beta, list(dims)
+        ctx.set_materialize_grads(False)
+
+    def grad_list_fn(ctx, grads):
+        # One gradient per weight; outputs unused in the loss (grad None) are skipped.
+        masks = ctx.saved_tensors
+        live = [k for k, grad in enumerate(grads) if grad is not None]
+        result = [None] * len(grads)
+        if live:
+            scaled = torch.ops.lwdvc.masked_weights_backward(
+                [grads[k] for k in live], [masks[k] for k in live], ctx.beta, [ctx.dims[k] for k in live])
+            for k, grad in zip(live, scaled):
+                result[k] = grad
+        return result, [None] * len(masks), None, None
+
+    for name in ("lwdvc::masked_weights", "lwdvc::masked_weights_backward"):
+        torch.library.register_autograd(name, grad_list_fn, setup_context=setup_list_context, lib=lib)
     globals()["_FALLBACK_LIBRARY"] = lib
 
 

@@ -72,10 +72,19 @@ def masked_weight(
     beta = float(beta)
     if backend == "auto":
         return torch.ops.lwdvc.masked_weight(weight, mask, beta, dim)
+    return python_backend("masked_weight", backend).apply(weight, mask, beta, dim)
+
+
+def python_backend(op: str, backend: str) -> type[torch.autograd.Function]:
+    """The autograd Function of a Python backend (``"reference"`` or ``"triton"``) of masked_weight.
+
+    Raises:
+        ValueError: for any other backend name, naming ``op``.
+    """
     if backend == "reference":
-        return ReferenceMaskedWeight.apply(weight, mask, beta, dim)
+        return ReferenceMaskedWeight
     if backend == "triton":
         from lwdvc_kernels.ops.triton.masked_weight import TritonMaskedWeight
 
-        return TritonMaskedWeight.apply(weight, mask, beta, dim)
-    raise ValueError(f"masked_weight: unknown backend {backend!r}; expected one of {BACKENDS}")
+        return TritonMaskedWeight
+    raise ValueError(f"{op}: unknown backend {backend!r}; expected one of {BACKENDS}")

@@ -54,9 +54,39 @@ def check_masked_weight_args(
         )
     if mask.device != weight.device:
         raise ValueError(f"{op}: mask is on {mask.device} but the tensor is on {weight.device}")
+    check_beta(op, beta)
+    return d
+
+
+def check_beta(op: str, beta: float) -> None:
     if not (math.isfinite(beta) and 0.0 <= beta <= 1.0):
         raise ValueError(f"{op}: beta must lie in [0, 1], got {beta}")
-    return d
+
+
+def check_masked_weights_args(
+    op: str,
+    name: str,
+    weights: Sequence[torch.Tensor],
+    masks: Sequence[torch.Tensor],
+    beta: float,
+    dims: Sequence[int],
+) -> list[int]:
+    """Validates masked_weights / masked_weights_backward arguments; returns the wrapped dims.
+
+    Errors about one tensor name its index (``"<op>: tensor 3: mask has length ..."``). All
+    tensors must share one device; their dtypes may differ.
+    """
+    if len(weights) == 0:
+        raise ValueError(f"{op}: needs at least one {name}")
+    if not len(weights) == len(masks) == len(dims):
+        raise ValueError(f"{op}: got {len(weights)} {name}s, {len(masks)} masks and {len(dims)} dims")
+    check_beta(op, beta)
+    wrapped = []
+    for k, (weight, mask, dim) in enumerate(zip(weights, masks, dims)):
+        wrapped.append(check_masked_weight_args(f"{op}: tensor {k}", name, weight, mask, beta, dim))
+        if weight.device != weights[0].device:
+            raise ValueError(f"{op}: tensor {k} is on {weight.device} but tensor 0 is on {weights[0].device}")
+    return wrapped
 
 
 def check_channel_norm_args(weights: Sequence[torch.Tensor], dims: Sequence[int]) -> list[int]:

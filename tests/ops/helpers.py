@@ -50,3 +50,11 @@ def non_contiguous(t: torch.Tensor) -> torch.Tensor:
     if t.dim() < 2:
         return torch.stack([t, t], dim=-1)[..., 0]
     return t.transpose(0, -1).contiguous().transpose(0, -1)
+
+
+def masked_weight_oracle(weight, mask, beta, dim, grad):
+    """masked_weight's forward and gradient-decay backward in float64 (dim already wrapped)."""
+    shape = [1] * weight.dim()
+    shape[dim] = -1
+    m = mask.double().view(shape)
+    return weight.double() * m, grad.double() * (m + beta * (1 - m))

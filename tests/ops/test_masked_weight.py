@@ -5,7 +5,15 @@ import pytest
 import torch
 
 from lwdvc_kernels import ops
-from tests.ops.helpers import BACKENDS, DTYPES, TOLERANCE, needs_cuda, non_contiguous, random_mask
+from tests.ops.helpers import (
+    BACKENDS,
+    DTYPES,
+    TOLERANCE,
+    needs_cuda,
+    non_contiguous,
+    masked_weight_oracle as oracle,
+    random_mask,
+)
 
 # (shape, dim): conv out channels, transposed-conv out channels, linear in features, 1-D, 5-D.
 CASES = [
@@ -16,14 +24,6 @@ CASES = [
     ((4, 6, 2, 3, 3), -3),
     ((3, 5, 130), 1),
 ]
-
-
-def oracle(weight, mask, beta, dim, grad):
-    """Forward and gradient-decay backward in float64."""
-    shape = [1] * weight.dim()
-    shape[dim] = -1
-    m = mask.double().view(shape)
-    return weight.double() * m, grad.double() * (m + beta * (1 - m))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -136,7 +136,8 @@ def test_cuda_kernel_registered_when_built_with_cuda():
         pytest.skip("CPU-only torch: the extension has no CUDA kernels by design")
     # A CUDA build of torch and nvcc are present on every CI machine, so CUDA must be compiled in.
     assert ops.with_cuda_kernels(), "extension was built without its CUDA kernels"
-    for name in ("lwdvc::masked_weight", "lwdvc::masked_weight_backward", "lwdvc::channel_norm"):
+    for name in ("lwdvc::masked_weight", "lwdvc::masked_weight_backward", "lwdvc::masked_weights",
+                 "lwdvc::masked_weights_backward", "lwdvc::channel_norm"):
         assert torch._C._dispatch_has_kernel_for_dispatch_key(name, "CUDA"), name
 
 

@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace lwdvc {
 
@@ -50,6 +52,28 @@ inline int64_t check_masked_weight_args(const char* op, const char* name, const 
   check_mask(op, weight, mask, d);
   check_beta(op, beta);
   return d;
+}
+
+// Full validation of masked_weights(weights, masks, beta, dims); returns the wrapped dims.
+// Errors about one tensor name its index ("<op>: tensor 3: mask has length ..."). All tensors
+// must share one device; their dtypes may differ.
+inline std::vector<int64_t> check_masked_weights_args(const char* op, const char* name,
+                                                      at::TensorList weights, at::TensorList masks,
+                                                      double beta, at::IntArrayRef dims) {
+  TORCH_CHECK_VALUE(!weights.empty(), op, ": needs at least one ", name);
+  TORCH_CHECK_VALUE(weights.size() == masks.size() && weights.size() == dims.size(), op, ": got ",
+                    weights.size(), " ", name, "s, ", masks.size(), " masks and ", dims.size(),
+                    " dims");
+  check_beta(op, beta);
+  std::vector<int64_t> wrapped;
+  wrapped.reserve(weights.size());
+  for (size_t k = 0; k < weights.size(); ++k) {
+    const std::string label = std::string(op) + ": tensor " + std::to_string(k);
+    wrapped.push_back(check_masked_weight_args(label.c_str(), name, weights[k], masks[k], beta, dims[k]));
+    TORCH_CHECK_VALUE(weights[k].device() == weights[0].device(), op, ": tensor ", k, " is on ",
+                      weights[k].device(), " but tensor 0 is on ", weights[0].device());
+  }
+  return wrapped;
 }
 
 }  // namespace lwdvc

@@ -1,4 +1,4 @@
-// CUDA kernels of masked_weight and masked_weight_backward: out = x * factor[channel].
+// CUDA kernels of masked_weight(s) and masked_weight(s)_backward: out = x * factor[channel].
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
@@ -6,9 +6,11 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include <vector>
+
 #include "../common/channel_view.h"
-#include "../common/checks.h"
 #include "../common/masked_weight.h"
+#include "../common/masked_weight_ops.h"
 
 namespace lwdvc {
 namespace {
@@ -49,22 +51,20 @@ at::Tensor scale_channels_cuda(const at::Tensor& input, const at::Tensor& mask, 
   return out;
 }
 
-at::Tensor masked_weight_cuda(const at::Tensor& weight, const at::Tensor& mask, double beta, int64_t dim) {
-  const int64_t d = check_masked_weight_args("masked_weight", "weight", weight, mask, beta, dim);
-  return scale_channels_cuda(weight, mask, beta, d, /*gradient_decay=*/false);
-}
-
-at::Tensor masked_weight_backward_cuda(const at::Tensor& grad, const at::Tensor& mask, double beta,
-                                       int64_t dim) {
-  const int64_t d = check_masked_weight_args("masked_weight_backward", "grad", grad, mask, beta, dim);
-  return scale_channels_cuda(grad, mask, beta, d, /*gradient_decay=*/true);
+// Every op, single tensor or list, launches the kernel once per tensor, in order on the current
+// stream: correct, but a list pays one launch per tensor (one multi-tensor launch would not).
+std::vector<at::Tensor> scale_channels_list_cuda(at::TensorList xs, at::TensorList masks, double beta,
+                                                 const std::vector<int64_t>& dims, bool gradient_decay) {
+  std::vector<at::Tensor> outs;
+  outs.reserve(xs.size());
+  for (size_t k = 0; k < xs.size(); ++k) {
+    outs.push_back(scale_channels_cuda(xs[k], masks[k], beta, dims[k], gradient_decay));
+  }
+  return outs;
 }
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(lwdvc, CUDA, m) {
-  m.impl("masked_weight", &masked_weight_cuda);
-  m.impl("masked_weight_backward", &masked_weight_backward_cuda);
-}
+TORCH_LIBRARY_IMPL(lwdvc, CUDA, m) { LWDVC_REGISTER_MASKED_WEIGHT_OPS(m, MaskedWeightOps<&scale_channels_list_cuda>); }
 
 }  // namespace lwdvc

@@ -7,12 +7,12 @@
 
 namespace lwdvc {
 
-ScaleChannelsFn scale_channels_contiguous_for_this_cpu() {
+ScaleUnitsFn scale_units_for_this_cpu() {
   // ATen's own choice for this CPU ("DEFAULT", "AVX2", "AVX512", ...; honours ATEN_CPU_CAPABILITY).
   const std::string capability = at::get_cpu_capability();
-  if (capability.rfind("AVX512", 0) == 0) return &scale_channels_contiguous_AVX512;
-  if (capability == "AVX2") return &scale_channels_contiguous_AVX2;
-  return &scale_channels_contiguous_DEFAULT;
+  if (capability.rfind("AVX512", 0) == 0) return &scale_units_AVX512;
+  if (capability == "AVX2") return &scale_units_AVX2;
+  return &scale_units_DEFAULT;
 }
 
 }  // namespace lwdvc

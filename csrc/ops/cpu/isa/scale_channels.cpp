@@ -1,13 +1,12 @@
-// The CPU loop of masked_weight, compiled once per instruction set (see scale_channels.h).
-#include <ATen/ATen.h>
+// The CPU loop of masked_weight(s), compiled once per instruction set (see scale_channels.h).
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #if defined(CPU_CAPABILITY_AVX512)
 #include <immintrin.h>
@@ -21,15 +20,12 @@
 namespace lwdvc {
 namespace {
 
-constexpr int64_t kGrainElements = 32768;  // elements per parallel task (as ATen's GRAIN_SIZE)
-constexpr int64_t kShortRow = 64;          // rows shorter than this use a repeated pattern row
-
+#if defined(CPU_CAPABILITY_AVX512)
 // Outputs at least this large bypass the cache (non-temporal stores): they do not fit in it
 // anyway, and skipping the read-for-ownership of every destination line saves a third of the
-// memory traffic of this memory-bound loop.
+// memory traffic of this memory-bound loop. Decided per tensor, whatever range is scaled.
 constexpr int64_t kStreamingBytes = int64_t{256} << 10;
 
-#if defined(CPU_CAPABILITY_AVX512)
 // out[i] = x[i] * f with 64-byte aligned streaming stores (scalar head and tail).
 inline void scale_row_streaming(const float* x, float* out, float f, int64_t n) {
   int64_t i = 0;
@@ -39,64 +35,57 @@ inline void scale_row_streaming(const float* x, float* out, float f, int64_t n) 
   for (; i < n; ++i) out[i] = x[i] * f;
 }
 
-// Long rows of a large float32 tensor through streaming stores; false when not applicable.
-inline bool scale_rows_streaming(const float* x, float* out, const std::vector<float>& factor,
-                                 const ChannelView& v) {
-  const int64_t rows = v.outer * v.channels;
-  if (rows * v.inner * static_cast<int64_t>(sizeof(float)) < kStreamingBytes) return false;
-  const int64_t grain = std::max<int64_t>(1, kGrainElements / v.inner);
-  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      scale_row_streaming(x + r * v.inner, out + r * v.inner, factor[r % v.channels], v.inner);
-    }
-    _mm_sfence();  // make this thread's streaming stores visible before the region ends
-  });
+// Long rows [begin, end) of a large float32 tensor through streaming stores; false when not
+// applicable.
+inline bool scale_rows_streaming(const ScaleJob& job, int64_t begin, int64_t end) {
+  if (!job.long_rows() || job.numel() * static_cast<int64_t>(sizeof(float)) < kStreamingBytes) return false;
+  const auto* x = static_cast<const float*>(job.x);
+  auto* out = static_cast<float*>(job.out);
+  const ChannelView& v = job.view;
+  for (int64_t r = begin; r < end; ++r) {
+    scale_row_streaming(x + r * v.inner, out + r * v.inner, job.factor[r % v.channels], v.inner);
+  }
+  _mm_sfence();  // make this thread's streaming stores visible before the parallel region ends
   return true;
 }
 #endif
 
 template <typename scalar_t>
-void scale_rows(const scalar_t* x, scalar_t* out, const std::vector<float>& factor_f, const ChannelView& v) {
+void scale_units(const ScaleJob& job, int64_t begin, int64_t end) {
   using Vec = at::vec::Vectorized<scalar_t>;
-  std::vector<scalar_t> factor(factor_f.size());
-  std::transform(factor_f.begin(), factor_f.end(), factor.begin(), [](float f) { return static_cast<scalar_t>(f); });
 #if defined(CPU_CAPABILITY_AVX512)
   if constexpr (std::is_same_v<scalar_t, float>) {
-    if (v.inner >= kShortRow && scale_rows_streaming(x, out, factor_f, v)) return;
+    if (scale_rows_streaming(job, begin, end)) return;
   }
 #endif
-  if (v.inner >= kShortRow) {
+  const auto* x = static_cast<const scalar_t*>(job.x);
+  auto* out = static_cast<scalar_t*>(job.out);
+  const ChannelView& v = job.view;
+  if (job.long_rows()) {
     // Long rows (e.g. conv weights masked along dim 0): one scalar factor per row.
-    const int64_t rows = v.outer * v.channels;
-    const int64_t grain = std::max<int64_t>(1, kGrainElements / v.inner);
-    at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        const scalar_t f = factor[r % v.channels];
-        at::vec::map([f](Vec a) { return a * Vec(f); }, out + r * v.inner, x + r * v.inner, v.inner);
-      }
-    });
+    for (int64_t r = begin; r < end; ++r) {
+      const auto f = static_cast<scalar_t>(job.factor[r % v.channels]);
+      at::vec::map([f](Vec a) { return a * Vec(f); }, out + r * v.inner, x + r * v.inner, v.inner);
+    }
     return;
   }
   // Short rows (e.g. transposed-conv weights masked along dim 1, Linear along dim 1): expand the
-  // factors once into a pattern of length channels * inner and multiply row blocks by it.
+  // factors into a pattern of length channels * inner and multiply row blocks by it.
   const int64_t block = v.channels * v.inner;
   std::vector<scalar_t> pattern(block);
-  for (int64_t c = 0; c < v.channels; ++c) std::fill_n(pattern.data() + c * v.inner, v.inner, factor[c]);
-  const int64_t grain = std::max<int64_t>(1, kGrainElements / block);
-  at::parallel_for(0, v.outer, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t o = begin; o < end; ++o) {
-      at::vec::map2([](Vec a, Vec b) { return a * b; }, out + o * block, x + o * block, pattern.data(), block);
-    }
-  });
+  for (int64_t c = 0; c < v.channels; ++c) {
+    std::fill_n(pattern.data() + c * v.inner, v.inner, static_cast<scalar_t>(job.factor[c]));
+  }
+  for (int64_t o = begin; o < end; ++o) {
+    at::vec::map2([](Vec a, Vec b) { return a * b; }, out + o * block, x + o * block, pattern.data(), block);
+  }
 }
 
 }  // namespace
 
-void LWDVC_CONCAT(scale_channels_contiguous, CPU_CAPABILITY)(const at::Tensor& x, at::Tensor& out,
-                                                             const std::vector<float>& factor,
-                                                             const ChannelView& view) {
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "lwdvc_scale_channels", [&] {
-    scale_rows<scalar_t>(x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), factor, view);
+void LWDVC_CONCAT(scale_units, CPU_CAPABILITY)(const ScaleJob& job, int64_t unit_begin, int64_t unit_end) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, job.dtype, "lwdvc_scale_channels", [&] {
+    scale_units<scalar_t>(job, unit_begin, unit_end);
   });
 }
 

@@ -1,31 +1,50 @@
-// Per-ISA builds of the CPU "scale every channel" loop behind masked_weight and its backward.
+// Per-ISA builds of the CPU "scale every channel" loop behind masked_weight(s) and their backward.
 //
 // isa/scale_channels.cpp is compiled once per instruction set (DEFAULT, AVX2, AVX512), each
-// build defining CPU_CAPABILITY so that at::vec uses that set's intrinsics; scale_channels()
-// picks the best one the running CPU supports (ATEN_CPU_CAPABILITY overrides, as for ATen).
+// build defining CPU_CAPABILITY so that at::vec uses that set's intrinsics;
+// scale_units_for_this_cpu() picks the best one the running CPU supports (ATEN_CPU_CAPABILITY
+// overrides, as for ATen). The loop is serial over a range of work units; the caller spreads
+// the units of one or many tensors over threads.
 #pragma once
 
-#include <ATen/core/Tensor.h>
+#include <c10/core/ScalarType.h>
 
+#include <cstdint>
 #include <vector>
 
 #include "../../common/channel_view.h"
 
 namespace lwdvc {
 
-// out = x * factor[channel] for contiguous x and out viewed as [outer, channels, inner];
-// factor holds `channels` floats, rounded to x's dtype before use.
-using ScaleChannelsFn = void (*)(const at::Tensor& x, at::Tensor& out, const std::vector<float>& factor,
-                                 const ChannelView& view);
+// Rows shorter than this are processed in blocks of `channels` rows through a repeated pattern.
+constexpr int64_t kShortRow = 64;
 
-void scale_channels_contiguous_DEFAULT(const at::Tensor&, at::Tensor&, const std::vector<float>&,
-                                       const ChannelView&);
-void scale_channels_contiguous_AVX2(const at::Tensor&, at::Tensor&, const std::vector<float>&,
-                                    const ChannelView&);
-void scale_channels_contiguous_AVX512(const at::Tensor&, at::Tensor&, const std::vector<float>&,
-                                      const ChannelView&);
+// One tensor to scale: out = x * factor[channel] for contiguous x and out viewed as
+// [outer, channels, inner]. The work is cut into units: a row of `inner` elements with one
+// factor (long rows, inner >= kShortRow) or a block of channels * inner elements (short rows).
+struct ScaleJob {
+  const void* x = nullptr;
+  void* out = nullptr;
+  c10::ScalarType dtype = c10::ScalarType::Float;
+  ChannelView view;
+  std::vector<float> factor;  // [channels], rounded to dtype before use
+
+  bool long_rows() const { return view.inner >= kShortRow; }
+  int64_t numel() const { return view.outer * view.channels * view.inner; }
+  // Elements per unit.
+  int64_t unit_length() const { return long_rows() ? view.inner : view.channels * view.inner; }
+  int64_t units() const { return long_rows() ? view.outer * view.channels : view.outer; }
+};
+
+// Scales units [unit_begin, unit_end) of `job`, serially (large float32 outputs of the AVX512
+// build use non-temporal stores, fenced before returning).
+using ScaleUnitsFn = void (*)(const ScaleJob& job, int64_t unit_begin, int64_t unit_end);
+
+void scale_units_DEFAULT(const ScaleJob&, int64_t, int64_t);
+void scale_units_AVX2(const ScaleJob&, int64_t, int64_t);
+void scale_units_AVX512(const ScaleJob&, int64_t, int64_t);
 
 // The build for the best instruction set of this CPU.
-ScaleChannelsFn scale_channels_contiguous_for_this_cpu();
+ScaleUnitsFn scale_units_for_this_cpu();
 
 }  // namespace lwdvc
