@@ -25,6 +25,19 @@ def test_eval_writes_a_report(capsys, tiny_checkpoint, tmp_path):
     assert "| a | 3 |" in capsys.readouterr().out
 
 
+def test_eval_of_an_optimized_decoder(tiny_checkpoint, tmp_path):
+    video = write_yuv(tmp_path / "clip_96x80.yuv", 96, 80, frames=2)
+    out = tmp_path / "report"
+    assert main(["eval", tiny_checkpoint, "--labels", "a", "--optimize", "fp32", "--video", video, "--gop", "2",
+                 "--frames", "2", "--rates", "0", "3", "--latency-repeats", "1", "--out", str(out),
+                 "--no-progress"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    plain, fast = report["models"]["a"], report["models"]["a [optimized fp32]"]
+    assert fast["decoder"]["macs"] == plain["decoder"]["macs"] > 0
+    assert [p["psnr"] for p in fast["rd"]] == pytest.approx([p["psnr"] for p in plain["rd"]], abs=1e-3)
+    assert report["bd"]["a [optimized fp32]"]["bd_psnr"] == pytest.approx(0.0, abs=1e-3)
+
+
 def test_bench_prints_a_table(capsys, tiny_checkpoint):
     assert main(["bench", tiny_checkpoint, "--height", "64", "--width", "64", "--repeats", "1"]) == 0
     out = capsys.readouterr().out

@@ -18,6 +18,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--rates", type=int, nargs="+", help="rate-point indices (default: all)")
     add_sequence_options(parser)
     add_gop_options(parser)
+    parser.add_argument("--optimize", nargs="+", default=[], choices=("fp32", "bf16"), metavar="DTYPE",
+                        help="also evaluate each model with its P-frame decoder optimised by lwdvc_kernels.optimize "
+                             "(fused ops, channels_last) computing in fp32 and/or bf16")
     parser.add_argument("--latency-repeats", type=int, default=10, help="timed decoder runs (0: skip timing)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads for coding (0: default)")
     parser.add_argument("--out", default="lwdvc-eval", help="report folder (default ./lwdvc-eval)")
@@ -28,7 +31,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from lwdvc.eval import evaluate_models, markdown_report, write_report
+    from lwdvc.eval import DTYPES, evaluate_models, markdown_report, optimize_codec, write_report
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -36,10 +39,16 @@ def run(args: argparse.Namespace) -> int:
     if len(labels) != len(args.models):
         raise ValueError(f"{len(labels)} labels for {len(args.models)} models")
     models = {label: load_codec(spec) for label, spec in zip(labels, args.models)}
+    sources = {}
+    for label, codec in list(models.items()):
+        for name in args.optimize:
+            sources[f"{label} [optimized {name}]"] = codec
+            models[f"{label} [optimized {name}]"] = optimize_codec(codec, DTYPES[name])
     settings = gop_settings(args)
     sequences = test_sequences(args, max_frames=settings.frames)
     report = evaluate_models(models, sequences, settings, rates=args.rates,
-                             latency_repeats=args.latency_repeats, progress=not args.no_progress)
+                             latency_repeats=args.latency_repeats, progress=not args.no_progress,
+                             mac_sources=sources)
     report["inputs"] = dict(zip(labels, args.models))
     paths = write_report(report, args.out)
     print(markdown_report(report))

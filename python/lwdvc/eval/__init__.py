@@ -7,13 +7,15 @@ Public API:
     bd_metrics(anchor_points, test_points)          BD-rate / BD-PSNR (RGB and Y)
     decoder_cost(model, height, width)              decoder MACs, parameters, median latency
     evaluate_models({label: codec}, ...)            all of the above as one report dict
+    optimize_codec(codec, dtype)                    copy with an optimised (fused, bf16) P-frame decoder
     write_report(report, out_dir)                   JSON + Markdown + RD plot PNG
 """
 from lwdvc.eval.cost import count_parameters, decoder_cost, decoder_latency, decoder_macs_live
+from lwdvc.eval.optimized import DTYPES, optimize_codec
 from lwdvc.eval.rd import bd_metrics, curve_arrays, rd_curve
 from lwdvc.eval.report import evaluate_models, machine_info, markdown_report, write_report
 from lwdvc.eval.sequence import GopSettings, code_sequence, msssim_weights_for
 
-__all__ = ["GopSettings", "bd_metrics", "code_sequence", "count_parameters", "curve_arrays", "decoder_cost",
+__all__ = ["DTYPES", "optimize_codec", "GopSettings", "bd_metrics", "code_sequence", "count_parameters", "curve_arrays", "decoder_cost",
            "decoder_latency", "decoder_macs_live", "evaluate_models", "machine_info", "markdown_report",
            "msssim_weights_for", "rd_curve", "write_report"]

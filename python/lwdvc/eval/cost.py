@@ -80,10 +80,16 @@ def decoder_latency(model: nn.Module, height: int, width: int, repeats: int = 10
     return {"median_ms": statistics.median(times), "min_ms": min(times), "repeats": repeats, "threads": threads}
 
 
-def decoder_cost(model: nn.Module, height: int, width: int, repeats: int = 10) -> dict:
-    """MACs (per module and per P-frame total), decoder parameters and latency of ``model``."""
-    per_module = decoder_macs_live(model, height, width)
+def decoder_cost(model: nn.Module, height: int, width: int, repeats: int = 10,
+                 macs_of: nn.Module | None = None) -> dict:
+    """MACs (per module and per P-frame total), decoder parameters and latency of ``model``.
+
+    ``macs_of``: count MACs and parameters on this model instead (e.g. the source of an optimised
+    decoder, whose fused ops do the same arithmetic); latency is always measured on ``model``.
+    """
+    counted = model if macs_of is None else macs_of
+    per_module = decoder_macs_live(counted, height, width)
     total = sum(v for k, v in per_module.items() if k not in _OCCASIONAL)
     return {"height": height, "width": width, "macs_per_module": per_module, "macs": total,
-            "parameters": count_parameters(model.decoder_modules()),
+            "parameters": count_parameters(counted.decoder_modules()),
             "latency": decoder_latency(model, height, width, repeats=repeats)}

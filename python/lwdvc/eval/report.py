@@ -25,7 +25,8 @@ def machine_info() -> dict:
 
 def evaluate_models(models: Mapping[str, object], sequences: Sequence[PaddedSequence], settings: GopSettings,
                     rates: Sequence[int] | None = None, anchor: str | None = None,
-                    latency_repeats: int = 10, progress: bool = True) -> dict:
+                    latency_repeats: int = 10, progress: bool = True,
+                    mac_sources: Mapping[str, object] | None = None) -> dict:
     """RD curve and P-frame decoder cost of every model; BD metrics of each against ``anchor``.
 
     Args:
@@ -36,6 +37,8 @@ def evaluate_models(models: Mapping[str, object], sequences: Sequence[PaddedSequ
         anchor: label of the reference model for BD metrics (default: the first).
         latency_repeats: timed decoder runs per model (median reported); 0 skips timing.
         progress: tqdm bars.
+        mac_sources: ``{label: VideoCodec}`` whose decoder MACs and parameters are reported for
+            that label (an optimised codec reports its source's; see :func:`decoder_cost`).
 
     Returns:
         A JSON-able report dict (see :func:`write_report`).
@@ -57,7 +60,9 @@ def evaluate_models(models: Mapping[str, object], sequences: Sequence[PaddedSequ
     for label, codec in models.items():
         model_rates = list(rates) if rates is not None else list(range(codec.num_rates))
         entry = {"rd": rd_curve(codec, sequences, model_rates, settings, label=label, progress=progress)}
-        entry["decoder"] = decoder_cost(codec.inter, int(height), int(width), repeats=max(1, latency_repeats))
+        source = (mac_sources or {}).get(label)
+        entry["decoder"] = decoder_cost(codec.inter, int(height), int(width), repeats=max(1, latency_repeats),
+                                        macs_of=None if source is None else source.inter)
         if latency_repeats == 0:
             entry["decoder"]["latency"] = None
         report["models"][label] = entry
