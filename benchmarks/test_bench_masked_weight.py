@@ -1,4 +1,9 @@
-"""masked_weight forward + backward over a DCVC-sized decoder: C++ kernel vs eager PyTorch."""
+"""masked_weight forward + backward over a DCVC-sized decoder: C++ kernels vs eager PyTorch.
+
+Providers: ``eager`` (``w * m.view(...)`` + a Python autograd Function per weight: the
+reference), ``cpu`` (one ``masked_weight`` C++ op and autograd node per weight) and
+``cpu_multi`` (one ``masked_weights`` call and one autograd node for all weights).
+"""
 from __future__ import annotations
 
 import pytest
@@ -7,7 +12,7 @@ import torch
 from benchmarks.decoder_shapes import make_weights
 from lwdvc_kernels import ops
 
-PROVIDERS = ["eager", "cpu"]  # eager: w * m.view(...) + a Python autograd Function (the reference)
+PROVIDERS = ["eager", "cpu", "cpu_multi"]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
@@ -18,7 +23,10 @@ def test_masked_weight_fwd_bwd(benchmark, record_median, provider, dtype):
     beta = 0.3
 
     def step():
-        outs = [ops.masked_weight(w, m, beta, d, backend=backend) for w, m, d in zip(weights, masks, dims)]
+        if provider == "cpu_multi":
+            outs = ops.masked_weights(weights, masks, beta, dims)
+        else:
+            outs = [ops.masked_weight(w, m, beta, d, backend=backend) for w, m, d in zip(weights, masks, dims)]
         return torch.autograd.grad(outs, weights, grads)
 
     result = benchmark.pedantic(step, rounds=20, warmup_rounds=3)

@@ -17,9 +17,15 @@ Contract (the pruner and :func:`lwdvc_kernels.compact` rely on it):
   parametrization (:func:`set_beta`).
 * A pruned channel's producer weight and bias are zero, so the channel carries exact zeros;
   :func:`lwdvc_kernels.compact` removes it and the compacted model equals the masked model.
+
+Inside ``with batched_masked_weights(model):`` (or a reusable :class:`BatchedMaskedWeights`)
+every masked tensor of the model is computed by one ``lwdvc_kernels.ops.masked_weights`` call on
+entry, and each parametrization returns its precomputed tensor: same values and gradients as the
+per-weight path, one op call and one autograd node for the whole model.
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import TYPE_CHECKING
 
 import torch
@@ -29,7 +35,8 @@ from torch.nn.utils import parametrize
 if TYPE_CHECKING:  # pragma: no cover
     from lwdvc_kernels.compact.groups import ChannelGroup
 
-__all__ = ["MaskedWeight", "attach_masks", "detach_masks", "masks_of", "masked_weights", "set_beta", "has_masks"]
+__all__ = ["MaskedWeight", "attach_masks", "detach_masks", "masks_of", "masked_weights", "set_beta", "has_masks",
+           "BatchedMaskedWeights", "batched_masked_weights"]
 
 
 class MaskedWeight(nn.Module):
@@ -60,15 +67,24 @@ class MaskedWeight(nn.Module):
         self.dim = int(dim)
         self.group = str(group)
         self.beta = float(beta)
+        # (input, output) precomputed by BatchedMaskedWeights for the current forward pass.
+        self._batched: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def effective_mask(self) -> torch.Tensor:
         """Mask with one entry per channel of the parametrized tensor along ``dim``."""
         return self.mask if self.index is None else self.mask[self.index]
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        if self._batched is not None and self._batched[0] is weight:
+            return self._batched[1]
         from lwdvc_kernels.ops import masked_weight
 
         return masked_weight(weight, self.effective_mask(), self.beta, self.dim)
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_batched"] = None  # a batch belongs to one forward pass of this model, not to copies
+        return state
 
     def extra_repr(self) -> str:
         return f"group={self.group!r}, dim={self.dim}, beta={self.beta}"
@@ -192,3 +208,65 @@ def detach_masks(model: nn.Module, apply: bool = False) -> None:
                 "only a single MaskedWeight can be detached"
             )
         parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=apply)
+
+
+class BatchedMaskedWeights:
+    """Context manager: every masked tensor of ``model`` from one ``masked_weights`` call.
+
+    On entry, the output of every :class:`MaskedWeight` that is the first parametrization of its
+    tensor is computed from the current original tensor and mask, all of them in one
+    :func:`lwdvc_kernels.ops.masked_weights` call per (device, beta) (normally exactly one);
+    inside the block each parametrization returns its precomputed tensor, however often the
+    tensor is read. Values and gradients are those of the per-weight path; on exit the
+    parametrizations compute per weight again. Enter it around each forward pass (after an
+    optimizer step the originals have changed); the backward pass may run after the block.
+
+    The instance collects the parametrizations once, so build it after :func:`attach_masks` and
+    reuse it every step; build a new one after masks are attached or detached. Nested use
+    restores the outer block's tensors on exit.
+
+    Args:
+        model: module whose :class:`MaskedWeight` parametrizations are batched.
+        backend: ``masked_weights`` backend (``"auto"``, ``"reference"`` or ``"triton"``).
+    """
+
+    def __init__(self, model: nn.Module, backend: str = "auto") -> None:
+        self.backend = backend
+        # (parametrization list, its first MaskedWeight); other positions keep the per-weight path.
+        self._entries = []
+        for _, module, tensor_name, param in masked_weights(model):
+            plist = module.parametrizations[tensor_name]
+            if plist[0] is param and plist.is_tensor:
+                self._entries.append((plist, param))
+        self._saved: list[list[tuple[torch.Tensor, torch.Tensor] | None]] = []
+
+    def __len__(self) -> int:
+        """Number of parametrizations computed in the batch."""
+        return len(self._entries)
+
+    def __enter__(self) -> "BatchedMaskedWeights":
+        from lwdvc_kernels.ops import masked_weights as masked_weights_op
+
+        batches = defaultdict(list)
+        for plist, param in self._entries:
+            batches[(plist.original.device, param.beta)].append((plist.original, param))
+        computed = []
+        for (_, beta), batch in batches.items():
+            weights = [weight for weight, _ in batch]
+            outs = masked_weights_op(weights, [p.effective_mask() for _, p in batch], beta,
+                                     [p.dim for _, p in batch], backend=self.backend)
+            computed += [(param, (weight, out)) for (weight, param), out in zip(batch, outs)]
+        # Installed only once every batch succeeded, so a failed entry leaves nothing behind.
+        self._saved.append([param._batched for _, param in self._entries])
+        for param, entry in computed:
+            param._batched = entry
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for (_, param), saved in zip(self._entries, self._saved.pop()):
+            param._batched = saved
+
+
+def batched_masked_weights(model: nn.Module, backend: str = "auto") -> BatchedMaskedWeights:
+    """``with batched_masked_weights(model): out = model(x)``: see :class:`BatchedMaskedWeights`."""
+    return BatchedMaskedWeights(model, backend)
