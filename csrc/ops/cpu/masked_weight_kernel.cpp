@@ -98,6 +98,7 @@ std::vector<at::Tensor> scale_channels_list(at::TensorList xs, at::TensorList ma
   std::vector<ScaleJob> jobs;
   outs.reserve(xs.size());
   jobs.reserve(xs.size());
+  int64_t bytes = 0;
   for (size_t k = 0; k < xs.size(); ++k) {
     const at::Tensor& x = xs[k];
     auto factor = channel_factors(masks[k], beta, gradient_decay);
@@ -116,7 +117,9 @@ std::vector<at::Tensor> scale_channels_list(at::TensorList xs, at::TensorList ma
     job.view = channel_view(x, dims[k]);
     job.factor = std::move(factor);
     jobs.push_back(std::move(job));
+    bytes += static_cast<int64_t>(x.nbytes());
   }
+  for (auto& job : jobs) job.stream = bytes >= kStreamingBytes;
   run_scale_jobs(jobs);
   return outs;
 }

@@ -21,48 +21,40 @@ namespace lwdvc {
 namespace {
 
 #if defined(CPU_CAPABILITY_AVX512)
-// Outputs at least this large bypass the cache (non-temporal stores): they do not fit in it
-// anyway, and skipping the read-for-ownership of every destination line saves a third of the
-// memory traffic of this memory-bound loop. Decided per tensor, whatever range is scaled.
-constexpr int64_t kStreamingBytes = int64_t{256} << 10;
-
-// out[i] = x[i] * f with 64-byte aligned streaming stores (scalar head and tail).
-inline void scale_row_streaming(const float* x, float* out, float f, int64_t n) {
+// out[i] = x[i] * factor[i * kStep] (kStep 0: one factor for the whole row, 1: a pattern as long
+// as the row) with 64-byte aligned streaming stores (scalar head and tail).
+template <int kStep>
+inline void scale_row_streaming(const float* x, float* out, const float* factor, int64_t n) {
   int64_t i = 0;
-  for (; i < n && (reinterpret_cast<std::uintptr_t>(out + i) & 63) != 0; ++i) out[i] = x[i] * f;
-  const __m512 factor = _mm512_set1_ps(f);
-  for (; i + 16 <= n; i += 16) _mm512_stream_ps(out + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), factor));
-  for (; i < n; ++i) out[i] = x[i] * f;
-}
-
-// Long rows [begin, end) of a large float32 tensor through streaming stores; false when not
-// applicable.
-inline bool scale_rows_streaming(const ScaleJob& job, int64_t begin, int64_t end) {
-  if (!job.long_rows() || job.numel() * static_cast<int64_t>(sizeof(float)) < kStreamingBytes) return false;
-  const auto* x = static_cast<const float*>(job.x);
-  auto* out = static_cast<float*>(job.out);
-  const ChannelView& v = job.view;
-  for (int64_t r = begin; r < end; ++r) {
-    scale_row_streaming(x + r * v.inner, out + r * v.inner, job.factor[r % v.channels], v.inner);
+  for (; i < n && (reinterpret_cast<std::uintptr_t>(out + i) & 63) != 0; ++i) out[i] = x[i] * factor[i * kStep];
+  const __m512 one_factor = _mm512_set1_ps(factor[0]);
+  for (; i + 16 <= n; i += 16) {
+    const __m512 f = kStep == 0 ? one_factor : _mm512_loadu_ps(factor + i);
+    _mm512_stream_ps(out + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), f));
   }
-  _mm_sfence();  // make this thread's streaming stores visible before the parallel region ends
-  return true;
+  for (; i < n; ++i) out[i] = x[i] * factor[i * kStep];
 }
 #endif
 
 template <typename scalar_t>
 void scale_units(const ScaleJob& job, int64_t begin, int64_t end) {
   using Vec = at::vec::Vectorized<scalar_t>;
-#if defined(CPU_CAPABILITY_AVX512)
-  if constexpr (std::is_same_v<scalar_t, float>) {
-    if (scale_rows_streaming(job, begin, end)) return;
-  }
-#endif
   const auto* x = static_cast<const scalar_t*>(job.x);
   auto* out = static_cast<scalar_t*>(job.out);
   const ChannelView& v = job.view;
   if (job.long_rows()) {
     // Long rows (e.g. conv weights masked along dim 0): one scalar factor per row.
+#if defined(CPU_CAPABILITY_AVX512)
+    if constexpr (std::is_same_v<scalar_t, float>) {
+      if (job.stream) {
+        for (int64_t r = begin; r < end; ++r) {
+          scale_row_streaming<0>(x + r * v.inner, out + r * v.inner, &job.factor[r % v.channels], v.inner);
+        }
+        _mm_sfence();  // make this thread's streaming stores visible before the parallel region ends
+        return;
+      }
+    }
+#endif
     for (int64_t r = begin; r < end; ++r) {
       const auto f = static_cast<scalar_t>(job.factor[r % v.channels]);
       at::vec::map([f](Vec a) { return a * Vec(f); }, out + r * v.inner, x + r * v.inner, v.inner);
@@ -76,6 +68,15 @@ void scale_units(const ScaleJob& job, int64_t begin, int64_t end) {
   for (int64_t c = 0; c < v.channels; ++c) {
     std::fill_n(pattern.data() + c * v.inner, v.inner, static_cast<scalar_t>(job.factor[c]));
   }
+#if defined(CPU_CAPABILITY_AVX512)
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    if (job.stream) {
+      for (int64_t o = begin; o < end; ++o) scale_row_streaming<1>(x + o * block, out + o * block, pattern.data(), block);
+      _mm_sfence();
+      return;
+    }
+  }
+#endif
   for (int64_t o = begin; o < end; ++o) {
     at::vec::map2([](Vec a, Vec b) { return a * b; }, out + o * block, x + o * block, pattern.data(), block);
   }
