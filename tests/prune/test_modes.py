@@ -80,3 +80,24 @@ def test_ste_masks_oscillate_where_gd_settles():
             assert abs(history[-1]["mac_reduction"] - 0.8) <= 0.02
     assert late["gd"] <= 2
     assert late["ste"] >= late["gd"] + 10
+
+
+@pytest.mark.parametrize("mode", ["ste", "gd", "mask"])
+def test_batched_masked_weights_give_the_per_weight_gradients(mode):
+    model = make_decoder(seed=4)
+    pruner = Pruner.for_codec(model, frame_size=(32, 32), target_mac_reduction=0.6, mode=mode,
+                              total_steps=10, ramp_steps=0)
+    for _ in range(4):
+        pruner.step()
+    assert len(pruner.batched) == len(pruner._params) > 0
+    y = latents(2, 4, seed=1)
+    probe = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    originals = [p for n, p in model.named_parameters() if n.endswith(".original")]
+    (model(y) * probe).sum().backward()
+    per_weight = [p.grad.clone() for p in originals]
+    model.zero_grad(set_to_none=True)
+    with pruner.batched:  # two forwards in one block share the precomputed masked weights
+        loss = (model(y) * probe).sum() + (model(y) * probe).sum()
+    (loss / 2).backward()
+    for got, want in zip([p.grad for p in originals], per_weight):
+        torch.testing.assert_close(got, want)

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lwdvc_kernels.masking import MaskedWeight, attach_masks, masked_weights
+from lwdvc_kernels.masking import BatchedMaskedWeights, MaskedWeight, attach_masks, masked_weights
 from lwdvc.prune.budget import MacBudget, PrunedGroup
 from lwdvc.prune.importance import GroupScorer, normalise_per_group
 from lwdvc.prune.schedules import SigmoidSchedule, beta_schedule, target_ramp
@@ -127,6 +127,9 @@ class Pruner:
             for group_name, g in pruned.items():
                 g.mask = masks[group_name]
         self._params = [p for _, (_, m) in self.scope.items() for p in _mask_params(m)]
+        #: ``with pruner.batched: <forward passes>``: every masked weight of the model computed once,
+        #: in one multi-tensor op call, instead of once per module call (see BatchedMaskedWeights).
+        self.batched = BatchedMaskedWeights(model)
         self._scorers = [GroupScorer.from_group(self.scope[g.module][1], self.analyses[g.module][g.name])
                          for g in self.groups]
         self._step = 0

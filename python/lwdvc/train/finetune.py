@@ -176,17 +176,18 @@ def prune_codec(teacher: VideoCodec, config: PruneConfig, progress: bool = True,
         if distiller is not None:
             distiller.step()
         rd, mse, bpp = torch.zeros(()), torch.zeros(group.shape[0]), torch.zeros(group.shape[0])
-        for t in range(1, group.shape[1]):
-            if distiller is not None:  # the teacher codes the same frame from the student's state
-                args, kwargs = teacher.inter_inputs(group[:, t], state, rate)
-                distiller.teacher_forward(*args, accumulate=t > 1, **kwargs)
-            out = student.code_inter(group[:, t], state, rate)
-            # the next P-frame codes from this decoded state; gradients stop at the reference
-            # (through it, the collapsed early P-to-P output pulls the first P-frame down as well)
-            state = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in out["state"].items()}
-            frame_mse = (out["recon"] - group[:, t]).square().mean(dim=(1, 2, 3))
-            rd = rd + (lam[rate] * frame_mse + out["bpp"]).mean()
-            mse, bpp = mse + frame_mse.detach(), bpp + out["bpp"].detach()
+        with pruner.batched:  # every masked weight computed once for all P-frames of the step
+            for t in range(1, group.shape[1]):
+                if distiller is not None:  # the teacher codes the same frame from the student's state
+                    args, kwargs = teacher.inter_inputs(group[:, t], state, rate)
+                    distiller.teacher_forward(*args, accumulate=t > 1, **kwargs)
+                out = student.code_inter(group[:, t], state, rate)
+                # the next P-frame codes from this decoded state; gradients stop at the reference
+                # (through it, the collapsed early P-to-P output pulls the first P-frame down as well)
+                state = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in out["state"].items()}
+                frame_mse = (out["recon"] - group[:, t]).square().mean(dim=(1, 2, 3))
+                rd = rd + (lam[rate] * frame_mse + out["bpp"]).mean()
+                mse, bpp = mse + frame_mse.detach(), bpp + out["bpp"].detach()
         p_frames = group.shape[1] - 1
         mse, bpp = mse / p_frames, bpp / p_frames  # rd stays the sum over the P-frames
         prune_loss = pruner.loss()
