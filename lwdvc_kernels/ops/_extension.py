@@ -17,6 +17,7 @@ from lwdvc_kernels.ops.fused_validation import (
 )
 from lwdvc_kernels.ops.reference.channel_norm import channel_norm_reference
 from lwdvc_kernels.ops.reference.conv2d_epilogue import conv2d_epilogue_reference
+from lwdvc_kernels.ops.reference.deform_conv2d import deform_conv2d_reference
 from lwdvc_kernels.ops.reference.gdn import gdn_reference
 from lwdvc_kernels.ops.reference.to_channels_last import to_channels_last_reference
 from lwdvc_kernels.ops.reference.masked_weight import masked_weight_backward, masked_weight_forward
@@ -48,6 +49,10 @@ def _define_python_fallback() -> None:
     )
     lib.define("gdn(Tensor input, Tensor beta, Tensor gamma, bool inverse) -> Tensor")
     lib.define("to_channels_last(Tensor input, ScalarType? dtype) -> Tensor")
+    lib.define(
+        "deform_conv2d(Tensor input, Tensor weight, Tensor offset, Tensor? bias, int[2] stride, int[2] padding, "
+        "int[2] dilation, int groups, int offset_groups) -> Tensor"
+    )
 
     def forward(weight, mask, beta, dim):
         d = check_masked_weight_args("masked_weight", "weight", weight, mask, beta, dim)
@@ -89,6 +94,7 @@ def _define_python_fallback() -> None:
         lib.impl("conv2d_epilogue", conv2d_epilogue, key)
         lib.impl("gdn", gdn, key)
         lib.impl("to_channels_last", to_channels_last, key)
+        lib.impl("deform_conv2d", deform_conv2d_reference, key)
 
     def setup_context(ctx, inputs, output):
         _, mask, beta, dim = inputs

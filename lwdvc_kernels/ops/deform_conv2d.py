@@ -1,0 +1,124 @@
+"""``deform_conv2d``: DCNv1 deformable convolution (offsets, no modulation mask), fast on CPU.
+
+The op ``torch.ops.lwdvc.deform_conv2d(input, weight, offset, bias, stride, padding, dilation,
+groups, offset_groups)`` takes torchvision's offset layout (channel ``g*2*kh*kw + 2*(i*kw + j)``
+holds dy of tap (i, j) of offset group g, the next channel dx) and samples bilinearly with zeros
+outside the input, exactly like ``torchvision.ops.deform_conv2d``. Its kernels:
+
+* CPU (C++, float32 and bfloat16): channels-last sampling of row tiles into a column matrix that
+  stays in cache, multiplied by oneDNN; output in the input's memory format (NCHW or
+  channels_last). bfloat16: positions and blending in float32, columns and GEMM operands in
+  bfloat16 with float32 accumulation.
+* CUDA: there is no CUDA kernel of our own; the op runs torchvision's CUDA kernel, which stays
+  the GPU path.
+* Meta / fake tensors: shape inference for ``torch.compile`` and ``torch.export``.
+
+Inference only: the op has no autograd formula. :func:`deform_conv2d` (``backend="auto"``)
+therefore sends calls that need gradients, CPU dtypes the kernel lacks and builds without the
+extension to torchvision, and runs the op otherwise.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch._prims_common import suggest_memory_format
+
+from lwdvc_kernels.ops._extension import EXTENSION
+from lwdvc_kernels.ops.deform_conv2d_validation import check_deform_conv2d_args
+from lwdvc_kernels.ops.reference.deform_conv2d import deform_conv2d_reference
+
+BACKENDS = ("auto", "op", "reference")
+# dtypes of the C++ CPU kernel.
+KERNEL_DTYPES = (torch.float32, torch.bfloat16)
+
+
+@torch.library.register_fake("lwdvc::deform_conv2d")
+def _deform_conv2d_fake(input, weight, offset, bias, stride, padding, dilation, groups, offset_groups):
+    shape = check_deform_conv2d_args(input, weight, offset, bias, stride, padding, dilation, groups, offset_groups)
+    return input.new_empty(shape).contiguous(memory_format=suggest_memory_format(input))
+
+
+if EXTENSION is not None:  # without the extension, _extension defines the op with this kernel everywhere
+    torch.library.register_kernel("lwdvc::deform_conv2d", "cuda", deform_conv2d_reference)
+
+
+def _pair(value: int | Sequence[int]) -> list[int]:
+    return [int(value)] * 2 if isinstance(value, int) else [int(v) for v in value]
+
+
+def autocast_enabled(device: torch.device) -> bool:
+    """True when autocast is on for ``device``'s type (False for types autocast does not know,
+    such as meta)."""
+    return torch.amp.is_autocast_available(device.type) and torch.is_autocast_enabled(device.type)
+
+
+def _kernel_applies(device: torch.device, dtype: torch.dtype, tensors) -> bool:
+    if device.type != "cpu" or EXTENSION is None or dtype not in KERNEL_DTYPES:
+        return False
+    return not (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors))
+
+
+def uses_cpu_kernel(input: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor,
+                    bias: torch.Tensor | None) -> bool:
+    """True when ``backend="auto"`` runs the C++ CPU kernel for these (same-dtype) tensors: CPU,
+    the extension loaded, float32 or bfloat16, and no gradient needed."""
+    return _kernel_applies(input.device, input.dtype, (input, offset, weight, bias))
+
+
+def _op_args(input, offset, weight, bias, stride, padding, dilation) -> tuple:
+    """The op's arguments, groups and offset_groups inferred as torchvision does (the op's own
+    checks then report any inconsistency)."""
+    if weight.dim() != 4 or weight.size(1) == 0 or weight.size(2) * weight.size(3) == 0:
+        raise ValueError(f"deform_conv2d: weight must be 4-D [Cout, Cin/groups, kh, kw], got shape {list(weight.shape)}")
+    groups = max(1, input.size(1) // weight.size(1)) if input.dim() == 4 else 1
+    offset_groups = max(1, offset.size(1) // (2 * weight.size(2) * weight.size(3))) if offset.dim() == 4 else 1
+    return (input, weight, offset, bias, _pair(stride), _pair(padding), _pair(dilation), groups, offset_groups)
+
+
+def deform_conv2d(
+    input: torch.Tensor,
+    offset: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+    *,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Deformable convolution, argument for argument like ``torchvision.ops.deform_conv2d``
+    without ``mask``.
+
+    Args:
+        input: [N, Cin, H, W], NCHW or channels_last.
+        offset: [N, 2*offset_groups*kh*kw, Ho, Wo] (torchvision layout; offset_groups divides Cin).
+        weight: [Cout, Cin/groups, kh, kw] (groups = Cin / weight.shape[1]).
+        bias: [Cout] or None.
+        stride, padding, dilation: int or pair, as :func:`torch.nn.functional.conv2d`.
+        backend: ``"auto"`` (the CPU kernel when :func:`uses_cpu_kernel`, else torchvision;
+            under autocast every tensor is first cast to the autocast dtype if the CPU kernel
+            takes it, else to float32), ``"op"`` (always ``torch.ops.lwdvc.deform_conv2d``:
+            the C++ kernel on CPU, torchvision's on CUDA; no autograd) or ``"reference"``
+            (torchvision, differentiable).
+
+    Returns:
+        [N, Cout, Ho, Wo] in the input's memory format (NCHW or channels_last).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"deform_conv2d: unknown backend {backend!r}; expected one of {BACKENDS}")
+    for name, t in (("input", input), ("offset", offset), ("weight", weight)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"deform_conv2d: {name} must be a tensor, got {type(t).__name__}")
+    if backend == "auto" and autocast_enabled(input.device):
+        # Compute in autocast's dtype when the CPU kernel has it, else in float32 (torchvision).
+        dtype = torch.get_autocast_dtype(input.device.type)
+        if not _kernel_applies(input.device, dtype, (input, offset, weight, bias)):
+            dtype = torch.float32
+        cast = [None if t is None else t.to(dtype) for t in (input, offset, weight, bias)]
+        with torch.autocast(input.device.type, enabled=False):
+            return deform_conv2d(*cast, stride, padding, dilation, backend="auto")
+    args = _op_args(input, offset, weight, bias, stride, padding, dilation)
+    if backend == "op" or (backend == "auto" and uses_cpu_kernel(input, offset, weight, bias)):
+        return torch.ops.lwdvc.deform_conv2d(*args)
+    return deform_conv2d_reference(*args)

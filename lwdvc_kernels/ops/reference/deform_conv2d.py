@@ -1,0 +1,43 @@
+"""Reference of ``deform_conv2d``: torchvision's kernel, the test oracle and the fallback (CUDA,
+autograd, builds without the extension)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch._prims_common import suggest_memory_format
+
+from lwdvc_kernels.ops.deform_conv2d_validation import check_deform_conv2d_args
+
+
+def deform_conv2d_reference(
+    input: torch.Tensor, weight: torch.Tensor, offset: torch.Tensor, bias: torch.Tensor | None,
+    stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int], groups: int, offset_groups: int,
+) -> torch.Tensor:
+    """DCNv1 through ``torch.ops.torchvision.deform_conv2d`` (differentiable), arguments checked
+    as by every backend.
+
+    torchvision has no reduced-precision CPU kernel, so float16/bfloat16 CPU inputs are computed
+    in float32 and the result rounded once.
+
+    Args:
+        input: [N, Cin, H, W]; weight: [Cout, Cin/groups, kh, kw];
+        offset: [N, 2*offset_groups*kh*kw, Ho, Wo]; bias: [Cout] or None.
+
+    Returns:
+        [N, Cout, Ho, Wo] in the input's dtype and memory format.
+    """
+    import torchvision  # noqa: F401  (registers torch.ops.torchvision)
+
+    check_deform_conv2d_args(input, weight, offset, bias, stride, padding, dilation, groups, offset_groups)
+
+    compute = torch.float32 if input.device.type == "cpu" and input.dtype in (torch.float16, torch.bfloat16) \
+        else input.dtype
+    x, w, off = (t.to(compute) for t in (input, weight, offset))
+    b = bias.to(compute) if bias is not None else x.new_zeros(weight.size(0))
+    no_mask = x.new_zeros(x.size(0), 1)
+    out = torch.ops.torchvision.deform_conv2d(
+        x, w, off, no_mask, b, stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1],
+        groups, offset_groups, False,
+    )
+    return out.to(input.dtype).contiguous(memory_format=suggest_memory_format(input))
