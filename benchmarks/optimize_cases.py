@@ -55,8 +55,6 @@ def runner(codec: str, height: int, width: int, provider: str, round_to: int = 1
         nets = optimised(codec, height, width, None if dtype == torch.float32 else dtype, round_to, device)
     else:
         nets = [(m.dense if kind == "dense" else m.compacted).to(device) for m in modules]
-        if dt != "fp32":
-            nets = [_without_autocast_in_deform_convs(net) for net in nets]
     autocast = (lambda: torch.autocast(device, dtype=dtype)) if mode == "eager" and dt != "fp32" else \
         contextlib.nullcontext
 
@@ -68,36 +66,6 @@ def runner(codec: str, height: int, width: int, provider: str, round_to: int = 1
         return outs
 
     return step
-
-
-class _Float32Layer(torch.nn.Module):
-    """Runs a layer with autocast off and float32 inputs (the engine's DeformConv2d checks that
-    its offsets and input share a dtype, which autocast breaks)."""
-
-    def __init__(self, inner: torch.nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, *args):
-        with torch.autocast(args[0].device.type, enabled=False):
-            return self.inner(*(a.float() if isinstance(a, torch.Tensor) else a for a in args))
-
-
-def _without_autocast_in_deform_convs(net: torch.nn.Module) -> torch.nn.Module:
-    from lwdvc_kernels.nn import DeformConv2d
-
-    if isinstance(net, DeformConv2d):
-        return _Float32Layer(net)
-    if not any(isinstance(m, DeformConv2d) for m in net.modules()):
-        return net
-    import copy
-
-    net = copy.deepcopy(net)
-    for parent in list(net.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, DeformConv2d):
-                setattr(parent, name, _Float32Layer(child))
-    return net
 
 
 def macs(codec: str, height: int, width: int, kind: str, round_to: int = 1) -> int:

@@ -6,7 +6,7 @@ matrix products) and adds formulas for two ops that mode does not know:
 
 * ``grid_sample`` (``aten.grid_sampler_2d``/``3d``): bilinear 4 MACs per output element
   (``N * C * H_out * W_out * 4``), trilinear 8, bicubic 16, nearest 0.
-* deformable convolution (``torchvision::deform_conv2d``): the GEMM
+* deformable convolution (``torchvision::deform_conv2d`` and ``lwdvc::deform_conv2d``): the GEMM
   ``N * C_out * C_in / groups * kh * kw * H_out * W_out`` plus bilinear sampling
   ``N * C_in * kh * kw * H_out * W_out * 4``.
 
@@ -73,9 +73,12 @@ def _deform_conv2d_flops(input_shape, weight_shape, *args, out_shape=None, **kwa
 
 
 def _custom_mapping() -> dict[Any, Any]:
+    from lwdvc_kernels import ops  # noqa: F401  (defines torch.ops.lwdvc.*)
+
     mapping: dict[Any, Any] = {
         torch.ops.aten.grid_sampler_2d: _grid_sampler_flops,
         torch.ops.aten.grid_sampler_3d: _grid_sampler_flops,
+        torch.ops.lwdvc.deform_conv2d: _deform_conv2d_flops,  # (input, weight, ...) as torchvision's
     }
     try:
         import torchvision  # noqa: F401  (registers torch.ops.torchvision)

@@ -300,12 +300,22 @@ def _linear(tr, func, args, kwargs, out) -> None:
     tr.set(out, layer_rules.linear_rule(tr, x, out, w, b))
 
 
+def _is_lwdvc_op(func) -> bool:
+    return str(getattr(func, "_qualified_op_name", "")).startswith("lwdvc::") or \
+        str(getattr(func, "namespace", "")) == "lwdvc"
+
+
 @rule("deform_conv2d")
 def _deform_conv(tr, func, args, kwargs, out) -> None:
     """``torch.ops.torchvision.deform_conv2d(input, weight, offset, mask, bias, sh, sw, ph, pw,
-    dh, dw, groups, offset_groups, use_mask)``: offsets and mask are fixed."""
-    x, weight, offset, mask, bias = args[:5]
-    groups, offset_groups = int(args[11]), int(args[12])
+    dh, dw, groups, offset_groups, use_mask)`` or ``torch.ops.lwdvc.deform_conv2d(input, weight,
+    offset, bias, stride, padding, dilation, groups, offset_groups)``: offsets and mask are fixed."""
+    if _is_lwdvc_op(func):
+        (x, weight, offset, bias), mask = args[:4], None
+        groups, offset_groups = int(args[7]), int(args[8])
+    else:
+        x, weight, offset, mask, bias = args[:5]
+        groups, offset_groups = int(args[11]), int(args[12])
     for t in (offset, mask):
         if tr.labeled(t):
             tr.g.fix(tr.val(t).labels, "deformable-conv offsets/mask are never pruned")

@@ -24,9 +24,13 @@ also call :meth:`DeformConv2d.keep_input_channels` (or :meth:`set_group_sizes`) 
 indices, so that every remaining channel keeps its group's offsets; the forward pass raises if
 ``group_sizes`` no longer sums to the weight's input channels.
 
-The forward pass calls ``torchvision.ops.deform_conv2d`` as a function; it is registered with
-``torch.fx.wrap`` so a symbolic trace keeps it as one ``call_function`` node whose arguments are
-(input, offset, weight, bias, stride, padding, dilation).
+The forward pass calls :func:`lwdvc_kernels.ops.deform_conv2d` (same arguments as
+``torchvision.ops.deform_conv2d``): the project's C++ kernel on CPU when the extension is built
+and no gradient is needed, torchvision's kernel otherwise (CUDA, training, other dtypes). It is
+registered with ``torch.fx.wrap`` so a symbolic trace keeps it as one ``call_function`` node whose
+arguments are (input, offset, weight, bias, stride, padding, dilation). Under autocast the
+offsets may arrive in another dtype than ``x`` (``conv_offset`` is autocast); the call then runs
+in autocast's dtype when the CPU kernel has it (bfloat16), else in float32.
 """
 from __future__ import annotations
 
@@ -36,7 +40,8 @@ import torch
 import torch.fx
 from torch import nn
 from torch.nn.modules.utils import _pair
-from torchvision.ops import deform_conv2d
+
+from lwdvc_kernels.ops.deform_conv2d import autocast_enabled, deform_conv2d
 
 __all__ = ["DeformConv2d"]
 
@@ -233,7 +238,7 @@ class DeformConv2d(nn.Module):
                 raise ValueError(
                     f"DeformConv2d: {name} batch {t.shape[0]} differs from the input's {like.shape[0]}"
                 )
-            if t.device != like.device or t.dtype != like.dtype:
+            if t.device != like.device or (t.dtype != like.dtype and not autocast_enabled(like.device)):
                 raise ValueError(
                     f"DeformConv2d: {name} is {t.dtype} on {t.device}, the input {like.dtype} on {like.device}"
                 )

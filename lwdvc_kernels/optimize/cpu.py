@@ -13,11 +13,18 @@ from torch import nn
 
 from lwdvc_kernels import ops
 from lwdvc_kernels.nn import DeformConv2d
+from lwdvc_kernels.ops.deform_conv2d import KERNEL_DTYPES as DEFORM_CONV_KERNEL_DTYPES
 
-__all__ = ["BoundaryCast", "Float32Island", "keep_freed_memory", "to_cpu_layout"]
+__all__ = ["BoundaryCast", "Float32Island", "keep_freed_memory", "needs_float32", "to_cpu_layout"]
 
-# Layers whose CPU kernels have no bfloat16/float16 version (torchvision's deformable conv).
-FLOAT32_ONLY = (DeformConv2d,)
+
+def needs_float32(module: nn.Module, dtype: torch.dtype | None) -> bool:
+    """True for a layer without a kernel for ``dtype``: the deformable conv (torchvision's kernels
+    have no bfloat16), unless it runs on CPU in a dtype of the engine's kernel (float32, bfloat16)."""
+    if not isinstance(module, DeformConv2d):
+        return False
+    on_cpu = module.weight.device.type == "cpu"
+    return not (on_cpu and ops.EXTENSION is not None and dtype in DEFORM_CONV_KERNEL_DTYPES)
 
 
 def _convert_input(x, dtype: torch.dtype | None, channels_last: bool):
@@ -92,25 +99,25 @@ class Float32Island(nn.Module):
         return _restore_output(out, dtype, contiguous=False)
 
 
-def _isolate_float32_layers(module: nn.Module) -> nn.Module:
-    if isinstance(module, FLOAT32_ONLY):
+def _isolate_float32_layers(module: nn.Module, dtype: torch.dtype) -> nn.Module:
+    if needs_float32(module, dtype):
         return Float32Island(module)
     for name, child in list(module.named_children()):
-        if isinstance(child, FLOAT32_ONLY):
+        if needs_float32(child, dtype):
             setattr(module, name, Float32Island(child))
         elif not isinstance(child, Float32Island):
-            _isolate_float32_layers(child)
+            _isolate_float32_layers(child, dtype)
     return module
 
 
 def to_cpu_layout(module: nn.Module, dtype: torch.dtype | None, channels_last: bool) -> nn.Module:
     """Convert parameters and buffers (floating ones) to ``dtype`` and 4-D ones to channels_last, in place.
 
-    Layers without low-precision kernels (``FLOAT32_ONLY``) stay float32 inside a
+    Layers without a kernel for ``dtype`` (:func:`needs_float32`) stay float32 inside a
     :class:`Float32Island`. Returns the module (a new wrapper when the root itself is such a layer).
     """
     if dtype not in (None, torch.float32):
-        module = _isolate_float32_layers(module)
+        module = _isolate_float32_layers(module, dtype)
         module.to(dtype)
     if channels_last:
         for sub in module.modules():

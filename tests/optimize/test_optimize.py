@@ -164,7 +164,7 @@ def test_export_of_an_optimised_module():
     torch.testing.assert_close(exported.module()(*_inputs()), fast(*_inputs()))
 
 
-def test_layers_without_bfloat16_kernels_stay_float32():
+def test_layers_without_low_precision_kernels_stay_float32():
     from lwdvc_kernels.nn import DeformConv2d
     from lwdvc_kernels.optimize.cpu import Float32Island
 
@@ -179,7 +179,7 @@ def test_layers_without_bfloat16_kernels_stay_float32():
 
     model = _randomise(Aligner())
     inputs = (torch.randn(1, 6, 8, 8), torch.randn(1, 6, 8, 8))
-    fast = optimize(model, inputs, dtype=torch.bfloat16)
+    fast = optimize(model, inputs, dtype=torch.float16)  # the engine's deformable-conv kernel has no float16
     islands = [m for m in fast.modules() if isinstance(m, Float32Island)]
     assert len(islands) == 1 and all(p.dtype == torch.float32 for p in islands[0].parameters())
-    assert relative_error(model, fast, inputs) <= DTYPE_TOLERANCE[torch.bfloat16]
+    assert relative_error(model, fast, inputs) <= DTYPE_TOLERANCE[torch.float16]
