@@ -53,8 +53,16 @@ std::vector<std::vector<ChannelRun>> channel_runs(int64_t in_channels, int64_t g
 }
 
 // Zero-bordered channels-last copy [N, H + 3, W + 2, C] of input [N, C, H, W], the sampler's
-// source (see isa/deform_sample.h).
-at::Tensor bordered_channels_last(const at::Tensor& input) {
+// source (see isa/deform_sample.h). Other layouts go through lwdvc::to_channels_last first (a
+// tiled transpose, much faster than a strided copy into the bordered buffer).
+at::Tensor bordered_channels_last(const at::Tensor& any_input) {
+  at::Tensor input = any_input;
+  if (!input.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+    static const auto to_channels_last = c10::Dispatcher::singleton()
+                                             .findSchemaOrThrow("lwdvc::to_channels_last", "")
+                                             .typed<at::Tensor(const at::Tensor&, std::optional<at::ScalarType>)>();
+    input = to_channels_last.call(input, std::nullopt);
+  }
   const int64_t height = input.size(2), width = input.size(3);
   auto out = at::empty({input.size(0), height + 3, width + 2, input.size(1)}, input.options());
   out.narrow(1, 0, 1).zero_();

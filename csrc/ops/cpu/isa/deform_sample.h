@@ -5,9 +5,11 @@
 //
 // One call fills the column matrix of one output row: col[wo, tap, channel] (row-major, leading
 // dimension `col_ld`) holds the input, sampled at output pixel wo shifted by kernel tap `tap` and
-// its offset, for every input channel. For each (tap, offset group) the four corner weights and
-// the corner pixel are computed once per output pixel (vectorised across the row), then the
-// group's channels are blended as contiguous runs of the channels-last input.
+// its offset, for every input channel. The row is processed in blocks of 32 output pixels; for
+// each (tap, offset group) the four corner weights and the corner pixel are computed once per
+// output pixel (vectorised across the block), then the group's channels are blended as contiguous
+// runs of the channels-last input. A block's column rows and input neighbourhood stay in L1
+// across all its (tap, group) passes.
 //
 // The input is read from a zero-bordered channels-last copy [N, H + 3, W + 2, C] (image at rows
 // 1..H, columns 1..W): every corner of a point with -1 < y < H and -1 < x < W lies inside it, the
@@ -45,9 +47,9 @@ struct DeformSampleJob {
 
 // Per-thread buffers of the sampler (sized by the sampler itself).
 struct DeformScratch {
-  std::vector<float> y, x;        // [Wo] sampling positions of one (tap, offset group)
-  std::vector<float> weight;      // [4, Wo] bilinear weights of the four corners
-  std::vector<int32_t> corner;    // [Wo] top-left corner's pixel index in the bordered image
+  std::vector<float> y, x;        // [block] sampling positions of one (tap, offset group)
+  std::vector<float> weight;      // [4, block] bilinear weights of the four corners
+  std::vector<int32_t> corner;    // [block] top-left corner's pixel index in the bordered image
 };
 
 // Fills col [Wo, col_ld] for output row `out_row` of image `n` (serial).
