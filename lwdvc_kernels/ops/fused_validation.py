@@ -1,6 +1,6 @@
-"""Argument checks of the inference ops (``conv2d_epilogue``, ``gdn``, ``to_channels_last``) for
-the Python backends; the messages match csrc/ops/common/fused_checks.h and
-to_channels_last_checks.h."""
+"""Argument checks of the inference ops (``conv2d_epilogue``, ``gdn``, ``to_channels_last``, and
+the convolution checks ``deform_conv2d`` shares) for the Python backends; the messages match
+csrc/ops/common/fused_checks.h and to_channels_last_checks.h."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -25,13 +25,13 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def check_conv2d_epilogue_args(
-    input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor | None,
-    stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int], groups: int, activation: str,
-    upscale: int,
+def check_conv2d_geometry(
+    op: str, input: torch.Tensor, weight: torch.Tensor, stride: Sequence[int], padding: Sequence[int],
+    dilation: Sequence[int], groups: int,
 ) -> tuple[int, int, int, int]:
-    """Validates conv2d_epilogue arguments; returns the output shape (N, C, H, W) after the shuffle."""
-    op = "conv2d_epilogue"
+    """Checks shared by the 2-D convolution ops (floating 4-D input and weight of one dtype and
+    device, stride / padding / dilation, groups, an output of at least one pixel); returns the
+    conv output shape (N, Cout, Ho, Wo)."""
     check_floating(op, "input", input)
     check_floating(op, "weight", weight)
     if input.dim() != 4:
@@ -51,20 +51,36 @@ def check_conv2d_epilogue_args(
             f"{op}: weight {list(weight.shape)} with groups {groups} expects {weight.size(1) * groups} input "
             f"channels, input has {cin} (shape {list(input.shape)})"
         )
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"{op}: unknown activation '{activation}' (expected none, relu or leaky_relu)")
     out_h = conv_output_size(input.size(2), weight.size(2), stride[0], padding[0], dilation[0])
     out_w = conv_output_size(input.size(3), weight.size(3), stride[1], padding[1], dilation[1])
     if out_h <= 0 or out_w <= 0:
         raise ValueError(f"{op}: input {list(input.shape)} is smaller than the kernel {list(weight.shape)}")
+    return input.size(0), cout, out_h, out_w
+
+
+def check_conv2d_bias(op: str, bias: torch.Tensor | None, input: torch.Tensor, out_channels: int) -> None:
+    """An optional bias [out_channels] of the input's dtype and device."""
+    if bias is not None:
+        _check_like(op, "bias", bias, input)
+        if bias.dim() != 1 or bias.size(0) != out_channels:
+            raise ValueError(f"{op}: bias must have shape [{out_channels}], got {list(bias.shape)}")
+
+
+def check_conv2d_epilogue_args(
+    input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor | None,
+    stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int], groups: int, activation: str,
+    upscale: int,
+) -> tuple[int, int, int, int]:
+    """Validates conv2d_epilogue arguments; returns the output shape (N, C, H, W) after the shuffle."""
+    op = "conv2d_epilogue"
+    batch, cout, out_h, out_w = check_conv2d_geometry(op, input, weight, stride, padding, dilation, groups)
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"{op}: unknown activation '{activation}' (expected none, relu or leaky_relu)")
     r = upscale
     if r < 1 or cout % (r * r):
         raise ValueError(f"{op}: upscale {r} must be >= 1 and its square must divide the output channels {cout}")
-    if bias is not None:
-        _check_like(op, "bias", bias, input)
-        if bias.dim() != 1 or bias.size(0) != cout:
-            raise ValueError(f"{op}: bias must have shape [{cout}], got {list(bias.shape)}")
-    shape = (input.size(0), cout // (r * r), out_h * r, out_w * r)
+    check_conv2d_bias(op, bias, input, cout)
+    shape = (batch, cout // (r * r), out_h * r, out_w * r)
     if residual is not None:
         _check_like(op, "residual", residual, input)
         if tuple(residual.shape) != shape:

@@ -1,4 +1,5 @@
-// Validation of the fused inference ops (conv2d_epilogue, gdn), shared by every C++ backend;
+// Validation of the fused inference ops (conv2d_epilogue, gdn) and the convolution checks they
+// share with deform_conv2d, used by every C++ backend;
 // the messages match lwdvc_kernels/ops/fused_validation.py.
 #pragma once
 
@@ -28,17 +29,19 @@ inline Activation parse_activation(const char* op, c10::string_view name) {
                     "' (expected none, relu or leaky_relu)");
 }
 
-// Sizes of a validated conv2d_epilogue call.
-struct ConvEpilogueShape {
+// Sizes of a validated 2-D convolution (conv2d_epilogue, deform_conv2d).
+struct ConvShape {
   int64_t batch, in_channels, height, width;
-  int64_t out_channels, kernel_h, kernel_w, out_h, out_w;  // conv output (before the shuffle)
+  int64_t out_channels, kernel_h, kernel_w, out_h, out_w;  // conv output (before any shuffle)
 };
+using ConvEpilogueShape = ConvShape;
 
-inline ConvEpilogueShape check_conv2d_epilogue_args(
-    const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-    const std::optional<at::Tensor>& residual, at::IntArrayRef stride, at::IntArrayRef padding,
-    at::IntArrayRef dilation, int64_t groups, c10::string_view activation, int64_t upscale) {
-  const char* op = "conv2d_epilogue";
+// Checks shared by the 2-D convolution ops: floating 4-D input and weight of one dtype and device,
+// two-entry stride / padding / dilation, groups dividing both channel counts, an output of at
+// least one pixel.
+inline ConvShape check_conv2d_geometry(const char* op, const at::Tensor& input, const at::Tensor& weight,
+                                       at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                                       int64_t groups) {
   check_floating_weight(op, "input", input);
   check_floating_weight(op, "weight", weight);
   TORCH_CHECK_VALUE(input.dim() == 4, op, ": input must be 4-D [N, C, H, W], got shape ", input.sizes());
@@ -56,20 +59,34 @@ inline ConvEpilogueShape check_conv2d_epilogue_args(
   TORCH_CHECK_VALUE(weight.size(1) * groups == input.size(1), op, ": weight ", weight.sizes(), " with groups ",
                     groups, " expects ", weight.size(1) * groups, " input channels, input has ",
                     input.size(1), " (shape ", input.sizes(), ")");
-  parse_activation(op, activation);
-  ConvEpilogueShape s{input.size(0), input.size(1), input.size(2), input.size(3), weight.size(0),
-                      weight.size(2), weight.size(3), 0, 0};
+  ConvShape s{input.size(0), input.size(1), input.size(2), input.size(3), weight.size(0),
+              weight.size(2), weight.size(3), 0, 0};
   s.out_h = conv_output_size(s.height, s.kernel_h, stride[0], padding[0], dilation[0]);
   s.out_w = conv_output_size(s.width, s.kernel_w, stride[1], padding[1], dilation[1]);
   TORCH_CHECK_VALUE(s.out_h > 0 && s.out_w > 0, op, ": input ", input.sizes(), " is smaller than the kernel ",
                     weight.sizes());
+  return s;
+}
+
+// An optional bias [out_channels] of the input's dtype and device.
+inline void check_conv2d_bias(const char* op, const std::optional<at::Tensor>& bias, const at::Tensor& input,
+                              int64_t out_channels) {
+  if (!bias.has_value()) return;
+  check_same_dtype_device(op, "bias", *bias, input);
+  TORCH_CHECK_VALUE(bias->dim() == 1 && bias->size(0) == out_channels, op, ": bias must have shape [",
+                    out_channels, "], got ", bias->sizes());
+}
+
+inline ConvEpilogueShape check_conv2d_epilogue_args(
+    const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+    const std::optional<at::Tensor>& residual, at::IntArrayRef stride, at::IntArrayRef padding,
+    at::IntArrayRef dilation, int64_t groups, c10::string_view activation, int64_t upscale) {
+  const char* op = "conv2d_epilogue";
+  const ConvShape s = check_conv2d_geometry(op, input, weight, stride, padding, dilation, groups);
+  parse_activation(op, activation);
   TORCH_CHECK_VALUE(upscale >= 1 && s.out_channels % (upscale * upscale) == 0, op, ": upscale ", upscale,
                     " must be >= 1 and its square must divide the output channels ", s.out_channels);
-  if (bias.has_value()) {
-    check_same_dtype_device(op, "bias", *bias, input);
-    TORCH_CHECK_VALUE(bias->dim() == 1 && bias->size(0) == s.out_channels, op, ": bias must have shape [",
-                      s.out_channels, "], got ", bias->sizes());
-  }
+  check_conv2d_bias(op, bias, input, s.out_channels);
   if (residual.has_value()) {
     check_same_dtype_device(op, "residual", *residual, input);
     const int64_t r = upscale;

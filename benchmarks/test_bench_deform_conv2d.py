@@ -1,0 +1,71 @@
+"""Deformable convolution on CPU: torchvision's kernel vs the engine's ``deform_conv2d``.
+
+FVC's aligner conv: 64 -> 64 channels, 3x3, 8 offset groups, no bias. Shapes: quarter resolution
+of 448x256 and 960x544 frames ([1, 64, 64, 112], [1, 64, 136, 240]), and the resolution the FVC
+decoder actually runs it at (half of the padded frame: [1, 64, 128, 224] for 448x256,
+[1, 64, 288, 480] for 960x544 padded to 960x576); plus a compacted layer, 23 -> 29 channels with
+one offset group per input channel (how DeformConv2d runs uneven deformable groups).
+
+Providers: ``torchvision-fp32`` (the baseline, NCHW), ``lwdvc-fp32-nchw``, ``lwdvc-fp32-cl`` and
+``lwdvc-bf16-cl`` (channels_last input and offsets, as ``lwdvc_kernels.optimize`` runs it).
+Offsets are a smooth random field of a few pixels plus sub-pixel noise, like a motion field;
+some taps fall outside the map. Extra per row: GMAC/s (GEMM + bilinear sampling MACs).
+Run: ``pytest benchmarks/test_bench_deform_conv2d.py --benchmark-only``.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lwdvc_kernels import ops
+from lwdvc_kernels.macs import deform_conv2d_macs
+
+# (label, in channels, out channels, offset groups, height, width)
+SHAPES = [
+    ("448x256 quarter", 64, 64, 8, 64, 112),
+    ("960x544 quarter", 64, 64, 8, 136, 240),
+    ("448x256 fvc", 64, 64, 8, 128, 224),
+    ("960x544 fvc", 64, 64, 8, 288, 480),
+    ("448x256 fvc compacted 23->29", 23, 29, 23, 128, 224),
+]
+PROVIDERS = ["torchvision-fp32", "lwdvc-fp32-nchw", "lwdvc-fp32-cl", "lwdvc-bf16-cl"]
+
+
+def _inputs(cin: int, cout: int, offset_groups: int, height: int, width: int):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, cin, height, width, generator=g)
+    coarse = 3.0 * torch.randn(1, 2 * offset_groups * 9, height // 8 + 1, width // 8 + 1, generator=g)
+    offset = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
+    offset += 0.3 * torch.randn(offset.shape, generator=g)
+    weight = 0.05 * torch.randn(cout, cin, 3, 3, generator=g)
+    return x, offset, weight
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("shape", SHAPES, ids=[s[0].replace(" ", "-") for s in SHAPES])
+def test_deform_conv2d(benchmark, record_median, shape, provider):
+    label, cin, cout, offset_groups, height, width = shape
+    if provider != "torchvision-fp32" and ops.EXTENSION is None:
+        pytest.skip("needs the compiled extension")
+    x, offset, weight = _inputs(cin, cout, offset_groups, height, width)
+    backend = "reference" if provider.startswith("torchvision") else "op"
+    if provider.endswith("-cl"):
+        x = x.contiguous(memory_format=torch.channels_last)
+        offset = offset.contiguous(memory_format=torch.channels_last)
+    if "bf16" in provider:
+        x, offset, weight = x.bfloat16(), offset.bfloat16(), weight.bfloat16()
+
+    def step():
+        with torch.inference_mode():
+            return ops.deform_conv2d(x, offset, weight, None, 1, 1, 1, backend=backend)
+
+    rounds = 5 if height * width <= 128 * 224 else 3
+    out = benchmark.pedantic(step, rounds=rounds, warmup_rounds=1)
+    assert out.shape == (1, cout, height, width)
+    gmacs = deform_conv2d_macs(x.shape, weight.shape, out.shape) / 1e9
+    extra = {"gmacs": gmacs}
+    if benchmark.stats is not None:
+        extra["gmac_per_s"] = gmacs / benchmark.stats.stats.median
+    record_median(benchmark, f"deform_conv2d {label} [1,{cin},{height},{width}]", provider,
+                  baseline="torchvision-fp32", **extra)
