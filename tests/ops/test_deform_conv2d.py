@@ -16,7 +16,7 @@ from lwdvc_kernels.ops.reference.deform_conv2d import deform_conv2d_reference
 needs_extension = pytest.mark.skipif(ops.EXTENSION is None, reason="needs the compiled extension")
 # ||ours - torchvision|| / ||torchvision|| of a bfloat16 call, both fed the same bf16 values:
 # the columns and the output are rounded to bf16 (2^-9 relative each).
-BF16_REL_ERROR = 1e-2
+BF16_REL_ERROR = 5e-3  # measured 1.4e-3 to 2.5e-3
 
 
 def make(cin=16, cout=12, groups=1, offset_groups=4, kernel=3, stride=1, padding=1, dilation=1, height=9,
