@@ -3,8 +3,10 @@
 FVC's aligner conv: 64 -> 64 channels, 3x3, 8 offset groups, no bias. Shapes: quarter resolution
 of 448x256 and 960x544 frames ([1, 64, 64, 112], [1, 64, 136, 240]), and the resolution the FVC
 decoder actually runs it at (half of the padded frame: [1, 64, 128, 224] for 448x256,
-[1, 64, 288, 480] for 960x544 padded to 960x576); plus a compacted layer, 23 -> 29 channels with
-one offset group per input channel (how DeformConv2d runs uneven deformable groups).
+[1, 64, 288, 480] for 960x544 padded to 960x576); plus a compacted layer, 23 -> 29 channels whose
+8 deformable groups kept uneven channel counts (2, 3, 4, 1, 2, 3, 3, 5): the engine's kernel takes
+them as ``offset_group_sizes``, torchvision needs the offsets expanded to one group per channel
+(timed as part of its call, as DeformConv2d does it).
 
 Providers: ``torchvision-fp32`` (the baseline, NCHW), ``lwdvc-fp32-nchw``, ``lwdvc-fp32-cl`` and
 ``lwdvc-bf16-cl`` (channels_last input and offsets, as ``lwdvc_kernels.optimize`` runs it).
@@ -21,13 +23,13 @@ import torch.nn.functional as F
 from lwdvc_kernels import ops
 from lwdvc_kernels.macs import deform_conv2d_macs
 
-# (label, in channels, out channels, offset groups, height, width)
+# (label, in channels, out channels, offset groups, height, width, channels per offset group)
 SHAPES = [
-    ("448x256 quarter", 64, 64, 8, 64, 112),
-    ("960x544 quarter", 64, 64, 8, 136, 240),
-    ("448x256 fvc", 64, 64, 8, 128, 224),
-    ("960x544 fvc", 64, 64, 8, 288, 480),
-    ("448x256 fvc compacted 23->29", 23, 29, 23, 128, 224),
+    ("448x256 quarter", 64, 64, 8, 64, 112, None),
+    ("960x544 quarter", 64, 64, 8, 136, 240, None),
+    ("448x256 fvc", 64, 64, 8, 128, 224, None),
+    ("960x544 fvc", 64, 64, 8, 288, 480, None),
+    ("448x256 fvc compacted 23->29", 23, 29, 8, 128, 224, (2, 3, 4, 1, 2, 3, 3, 5)),
 ]
 PROVIDERS = ["torchvision-fp32", "lwdvc-fp32-nchw", "lwdvc-fp32-cl", "lwdvc-bf16-cl"]
 
@@ -45,7 +47,7 @@ def _inputs(cin: int, cout: int, offset_groups: int, height: int, width: int):
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("shape", SHAPES, ids=[s[0].replace(" ", "-") for s in SHAPES])
 def test_deform_conv2d(benchmark, record_median, shape, provider):
-    label, cin, cout, offset_groups, height, width = shape
+    label, cin, cout, offset_groups, height, width, sizes = shape
     if provider != "torchvision-fp32" and ops.EXTENSION is None:
         pytest.skip("needs the compiled extension")
     x, offset, weight = _inputs(cin, cout, offset_groups, height, width)
@@ -58,7 +60,7 @@ def test_deform_conv2d(benchmark, record_median, shape, provider):
 
     def step():
         with torch.inference_mode():
-            return ops.deform_conv2d(x, offset, weight, None, 1, 1, 1, backend=backend)
+            return ops.deform_conv2d(x, offset, weight, None, 1, 1, 1, offset_group_sizes=sizes, backend=backend)
 
     rounds = 5 if height * width <= 128 * 224 else 3
     out = benchmark.pedantic(step, rounds=rounds, warmup_rounds=1)

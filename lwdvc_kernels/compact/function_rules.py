@@ -309,10 +309,13 @@ def _is_lwdvc_op(func) -> bool:
 def _deform_conv(tr, func, args, kwargs, out) -> None:
     """``torch.ops.torchvision.deform_conv2d(input, weight, offset, mask, bias, sh, sw, ph, pw,
     dh, dw, groups, offset_groups, use_mask)`` or ``torch.ops.lwdvc.deform_conv2d(input, weight,
-    offset, bias, stride, padding, dilation, groups, offset_groups)``: offsets and mask are fixed."""
+    offset, bias, stride, padding, dilation, groups, offset_groups, offset_group_sizes)``: offsets
+    and mask are fixed; explicit (uneven) offset group sizes leave the input channels uncoupled."""
     if _is_lwdvc_op(func):
         (x, weight, offset, bias), mask = args[:4], None
         groups, offset_groups = int(args[7]), int(args[8])
+        if _arg(args, kwargs, 9, "offset_group_sizes") is not None:
+            offset_groups = 1
     else:
         x, weight, offset, mask, bias = args[:5]
         groups, offset_groups = int(args[11]), int(args[12])

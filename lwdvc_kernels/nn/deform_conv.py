@@ -13,9 +13,9 @@ next channel the horizontal one (dx). Sampling is bilinear with zeros outside th
 Deformable groups and pruning: input channels are split into ``G`` contiguous groups, every
 channel of group ``g`` being sampled with group ``g``'s offsets. The default split is equal
 (C_in divisible by G). A channel-pruned layer can keep any number of channels per group: pass
-``group_sizes`` (or build it with :meth:`DeformConv2d.select_channels`); the forward pass then
-expands the offsets to one offset group per input channel, which is exact and costs only offset
-memory. Output channels and the offset conv's input channels carry no such constraint; the
+``group_sizes`` (or build it with :meth:`DeformConv2d.select_channels`); the forward pass hands
+them to the op (``offset_group_sizes``), whose CPU kernel samples uneven groups directly; the
+torchvision path expands the offsets to one offset group per input channel (exact). Output channels and the offset conv's input channels carry no such constraint; the
 offset channels themselves are never prunable.
 
 Channel counts are read from the parameters (``weight``: C_out, C_in; ``conv_offset.weight``:
@@ -218,11 +218,9 @@ class DeformConv2d(nn.Module):
             self._check_input("x", x, self.in_channels, None)
             expected = self.deformable_groups * 2 * self.kernel_size[0] * self.kernel_size[1]
             self._check_input("offset", offset, expected, x)
-        if not self.uniform_groups:
-            # One offset group per input channel: repeat each group's offsets for its channels.
-            offset = offset.unflatten(1, (self.deformable_groups, -1))
-            offset = offset.index_select(1, self.channel_group).flatten(1, 2)
-        return deform_conv2d(x, offset, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        sizes = None if self.uniform_groups else self.group_sizes
+        return deform_conv2d(x, offset, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                             offset_group_sizes=sizes)
 
     def _check_input(self, name: str, t: torch.Tensor, channels: int, like: torch.Tensor | None) -> None:
         if not isinstance(t, torch.Tensor):

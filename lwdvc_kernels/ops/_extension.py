@@ -51,7 +51,7 @@ def _define_python_fallback() -> None:
     lib.define("to_channels_last(Tensor input, ScalarType? dtype) -> Tensor")
     lib.define(
         "deform_conv2d(Tensor input, Tensor weight, Tensor offset, Tensor? bias, int[2] stride, int[2] padding, "
-        "int[2] dilation, int groups, int offset_groups) -> Tensor"
+        "int[2] dilation, int groups, int offset_groups, int[]? offset_group_sizes=None) -> Tensor"
     )
 
     def forward(weight, mask, beta, dim):

@@ -1,9 +1,11 @@
 """``deform_conv2d``: DCNv1 deformable convolution (offsets, no modulation mask), fast on CPU.
 
 The op ``torch.ops.lwdvc.deform_conv2d(input, weight, offset, bias, stride, padding, dilation,
-groups, offset_groups)`` takes torchvision's offset layout (channel ``g*2*kh*kw + 2*(i*kw + j)``
-holds dy of tap (i, j) of offset group g, the next channel dx) and samples bilinearly with zeros
-outside the input, exactly like ``torchvision.ops.deform_conv2d``. Its kernels:
+groups, offset_groups, offset_group_sizes=None)`` takes torchvision's offset layout (channel
+``g*2*kh*kw + 2*(i*kw + j)`` holds dy of tap (i, j) of offset group g, the next channel dx) and
+samples bilinearly with zeros outside the input, exactly like ``torchvision.ops.deform_conv2d``.
+``offset_group_sizes`` lets the groups hold unequal numbers of consecutive channels (a compacted
+layer) without expanding the offsets to one group per channel. Its kernels:
 
 * CPU (C++, float32 and bfloat16): channels-last sampling of row tiles into a column matrix that
   stays in cache, multiplied by oneDNN; output in the input's memory format (NCHW or
@@ -34,8 +36,10 @@ KERNEL_DTYPES = (torch.float32, torch.bfloat16)
 
 
 @torch.library.register_fake("lwdvc::deform_conv2d")
-def _deform_conv2d_fake(input, weight, offset, bias, stride, padding, dilation, groups, offset_groups):
-    shape = check_deform_conv2d_args(input, weight, offset, bias, stride, padding, dilation, groups, offset_groups)
+def _deform_conv2d_fake(input, weight, offset, bias, stride, padding, dilation, groups, offset_groups,
+                        offset_group_sizes=None):
+    shape = check_deform_conv2d_args(input, weight, offset, bias, stride, padding, dilation, groups, offset_groups,
+                                     offset_group_sizes)
     return input.new_empty(shape).contiguous(memory_format=suggest_memory_format(input))
 
 
@@ -66,14 +70,16 @@ def uses_cpu_kernel(input: torch.Tensor, offset: torch.Tensor, weight: torch.Ten
     return _kernel_applies(input.device, input.dtype, (input, offset, weight, bias))
 
 
-def _op_args(input, offset, weight, bias, stride, padding, dilation) -> tuple:
+def _op_args(input, offset, weight, bias, stride, padding, dilation, offset_group_sizes) -> tuple:
     """The op's arguments, groups and offset_groups inferred as torchvision does (the op's own
     checks then report any inconsistency)."""
     if weight.dim() != 4 or weight.size(1) == 0 or weight.size(2) * weight.size(3) == 0:
         raise ValueError(f"deform_conv2d: weight must be 4-D [Cout, Cin/groups, kh, kw], got shape {list(weight.shape)}")
     groups = max(1, input.size(1) // weight.size(1)) if input.dim() == 4 else 1
     offset_groups = max(1, offset.size(1) // (2 * weight.size(2) * weight.size(3))) if offset.dim() == 4 else 1
-    return (input, weight, offset, bias, _pair(stride), _pair(padding), _pair(dilation), groups, offset_groups)
+    sizes = None if offset_group_sizes is None else [int(v) for v in offset_group_sizes]
+    return (input, weight, offset, bias, _pair(stride), _pair(padding), _pair(dilation), groups, offset_groups,
+            sizes)
 
 
 def deform_conv2d(
@@ -85,6 +91,7 @@ def deform_conv2d(
     padding: int | Sequence[int] = 0,
     dilation: int | Sequence[int] = 1,
     *,
+    offset_group_sizes: Sequence[int] | None = None,
     backend: str = "auto",
 ) -> torch.Tensor:
     """Deformable convolution, argument for argument like ``torchvision.ops.deform_conv2d``
@@ -96,6 +103,9 @@ def deform_conv2d(
         weight: [Cout, Cin/groups, kh, kw] (groups = Cin / weight.shape[1]).
         bias: [Cout] or None.
         stride, padding, dilation: int or pair, as :func:`torch.nn.functional.conv2d`.
+        offset_group_sizes: consecutive input channels of each offset group (offset_groups
+            entries >= 0 summing to Cin) when the groups are uneven, as in a compacted layer;
+            None splits Cin equally (torchvision's rule).
         backend: ``"auto"`` (the CPU kernel when :func:`uses_cpu_kernel`, else torchvision;
             under autocast every tensor is first cast to the autocast dtype if the CPU kernel
             takes it, else to float32), ``"op"`` (always ``torch.ops.lwdvc.deform_conv2d``:
@@ -117,8 +127,9 @@ def deform_conv2d(
             dtype = torch.float32
         cast = [None if t is None else t.to(dtype) for t in (input, offset, weight, bias)]
         with torch.autocast(input.device.type, enabled=False):
-            return deform_conv2d(*cast, stride, padding, dilation, backend="auto")
-    args = _op_args(input, offset, weight, bias, stride, padding, dilation)
+            return deform_conv2d(*cast, stride, padding, dilation, offset_group_sizes=offset_group_sizes,
+                                 backend="auto")
+    args = _op_args(input, offset, weight, bias, stride, padding, dilation, offset_group_sizes)
     if backend == "op" or (backend == "auto" and uses_cpu_kernel(input, offset, weight, bias)):
         return torch.ops.lwdvc.deform_conv2d(*args)
     return deform_conv2d_reference(*args)

@@ -80,6 +80,26 @@ def test_bfloat16_within_documented_bound(config, channels_last):
     assert rel_error(got, want) <= BF16_REL_ERROR
 
 
+@pytest.mark.parametrize("backend", ["op", "reference"])
+@pytest.mark.parametrize("sizes,groups", [((2, 3, 4, 1, 2, 3, 3, 5), 1), ((5, 0, 7), 1), ((3, 5, 4), 2)],
+                         ids=["compacted-8-groups", "empty-group", "straddles-conv-groups"])
+def test_uneven_offset_groups_equal_one_group_per_channel(sizes, groups, backend):
+    """offset_group_sizes: each group's offsets serve its channels, as if expanded per channel."""
+    cin = sum(sizes)
+    x, offset, weight, bias, *conv = make(cin=cin, cout=6, groups=groups, offset_groups=len(sizes))
+    owner = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    expanded = offset.unflatten(1, (len(sizes), -1)).index_select(1, owner).flatten(1, 2)
+    want = torchvision_result(x, expanded, weight, bias, *conv)
+    for dtype, bound in ((torch.float32, 1e-5), (torch.bfloat16, BF16_REL_ERROR)):
+        args = [t.to(dtype) if isinstance(t, torch.Tensor) else t for t in (x, offset, weight, bias)]
+        reference = want if dtype == torch.float32 else torchvision_result(
+            *[t.float() if isinstance(t, torch.Tensor) else t for t in (args[0], expanded.to(dtype), *args[2:])], *conv)
+        got = ops.deform_conv2d(*args, *conv, offset_group_sizes=sizes, backend=backend)
+        if backend == "op" and ops.EXTENSION is None:
+            continue
+        assert rel_error(got, reference) <= bound
+
+
 @needs_extension
 def test_offsets_on_and_around_the_border():
     """Positions exactly on -1, 0, H-1, H (and just inside/outside): zeros outside, exact inside."""
@@ -145,15 +165,19 @@ def test_auto_backend_routes_gradients_and_other_dtypes_to_torchvision():
         (dict(x=torch.randn(1, 6, 5, 6)), ValueError, "expects 8 input channels"),
         (dict(x=torch.ones(1, 8, 5, 6, dtype=torch.long)), TypeError, "floating-point"),
         (dict(x=torch.randn(1, 8, 1, 1), offset=torch.randn(1, 36, 1, 1)), ValueError, "smaller than the kernel"),
+        (dict(sizes=[3, 4]), ValueError, r"offset_group_sizes \[3, 4\] must have offset_groups = 2 .* summing to"),
+        (dict(sizes=[9, -1]), ValueError, "non-negative entries"),
+        (dict(sizes=[8]), ValueError, "offset_groups = 2"),
     ],
 )
 def test_bad_input_names_the_problem(backend, change, error, match):
     args = dict(x=torch.randn(1, 8, 5, 6), offset=torch.randn(1, 36, 5, 6), weight=torch.randn(3, 8, 3, 3),
-                bias=None)
+                bias=None, sizes=None)
     args.update(change)
     padding = 0 if "smaller" in match else 1
     with pytest.raises(error, match=match):
-        ops.deform_conv2d(args["x"], args["offset"], args["weight"], args["bias"], 1, padding, backend=backend)
+        ops.deform_conv2d(args["x"], args["offset"], args["weight"], args["bias"], 1, padding,
+                          offset_group_sizes=args["sizes"], backend=backend)
 
 
 @needs_extension
@@ -177,6 +201,9 @@ def _op_args(config: str):
 
 def test_opcheck():
     torch.library.opcheck(torch.ops.lwdvc.deform_conv2d.default, _op_args("conv-groups"),
+                          test_utils=("test_schema", "test_faketensor"))
+    args = _op_args("conv-groups")
+    torch.library.opcheck(torch.ops.lwdvc.deform_conv2d.default, args, {"offset_group_sizes": [2, 4, 3, 3]},
                           test_utils=("test_schema", "test_faketensor"))
 
 

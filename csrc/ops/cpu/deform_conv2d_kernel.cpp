@@ -35,19 +35,22 @@ namespace {
 
 constexpr int64_t kTileBytes = int64_t{512} << 10;  // column tile per thread (fits a 1 MiB L2)
 
-// Runs of every offset group's channels; columns are ordered (conv group, tap, channel in group).
-std::vector<std::vector<ChannelRun>> channel_runs(int64_t in_channels, int64_t groups, int64_t offset_groups,
-                                                  int64_t taps) {
-  const int64_t per_group = in_channels / groups, per_offset_group = in_channels / offset_groups;
-  std::vector<std::vector<ChannelRun>> runs(offset_groups);
-  for (int64_t og = 0; og < offset_groups; ++og) {
-    const int64_t end = (og + 1) * per_offset_group;
-    for (int64_t c = og * per_offset_group; c < end;) {
+// Runs of every offset group's channels (`sizes` consecutive channels per group); columns are
+// ordered (conv group, tap, channel in group).
+std::vector<std::vector<ChannelRun>> channel_runs(const std::vector<int64_t>& sizes, int64_t in_channels,
+                                                  int64_t groups, int64_t taps) {
+  const int64_t per_group = in_channels / groups;
+  std::vector<std::vector<ChannelRun>> runs(sizes.size());
+  int64_t start = 0;
+  for (size_t og = 0; og < sizes.size(); ++og) {
+    const int64_t end = start + sizes[og];
+    for (int64_t c = start; c < end;) {
       const int64_t g = c / per_group;
       const int64_t stop = std::min(end, (g + 1) * per_group);
       runs[og].push_back(ChannelRun{c, stop - c, g * taps * per_group + (c - g * per_group)});
       c = stop;
     }
+    start = end;
   }
   return runs;
 }
@@ -138,9 +141,10 @@ void multiply_tile(const at::Tensor& col_buffer, const at::Tensor& packed_weight
 
 at::Tensor deform_conv2d_cpu(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& offset,
                              const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
-                             at::IntArrayRef dilation, int64_t groups, int64_t offset_groups) {
-  const auto s =
-      check_deform_conv2d_args(input, weight, offset, bias, stride, padding, dilation, groups, offset_groups);
+                             at::IntArrayRef dilation, int64_t groups, int64_t offset_groups,
+                             at::OptionalIntArrayRef offset_group_sizes) {
+  const auto s = check_deform_conv2d_args(input, weight, offset, bias, stride, padding, dilation, groups,
+                                          offset_groups, offset_group_sizes);
   TORCH_CHECK_TYPE(input.scalar_type() == at::kFloat || input.scalar_type() == at::kBFloat16,
                    "deform_conv2d: the CPU kernel supports float32 and bfloat16, got ", input.scalar_type());
   const auto format = input.suggest_memory_format();
@@ -176,7 +180,10 @@ at::Tensor deform_conv2d_cpu(const at::Tensor& input, const at::Tensor& weight, 
   job.offset_stride_w = off.stride(3);
   job.tap_stride = s.in_channels / groups;
   job.col_ld = taps * s.in_channels;
-  job.runs = channel_runs(s.in_channels, groups, offset_groups, taps);
+  const auto sizes = offset_group_sizes.has_value()
+                         ? offset_group_sizes->vec()
+                         : std::vector<int64_t>(offset_groups, s.in_channels / offset_groups);
+  job.runs = channel_runs(sizes, s.in_channels, groups, taps);
 
   const int64_t element = static_cast<int64_t>(x.element_size());
   const int64_t rows_per_tile = std::clamp<int64_t>(kTileBytes / (s.out_w * job.col_ld * element), 1, s.out_h);

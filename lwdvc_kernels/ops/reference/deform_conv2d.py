@@ -13,6 +13,7 @@ from lwdvc_kernels.ops.deform_conv2d_validation import check_deform_conv2d_args
 def deform_conv2d_reference(
     input: torch.Tensor, weight: torch.Tensor, offset: torch.Tensor, bias: torch.Tensor | None,
     stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int], groups: int, offset_groups: int,
+    offset_group_sizes: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """DCNv1 through ``torch.ops.torchvision.deform_conv2d`` (differentiable), arguments checked
     as by every backend.
@@ -20,16 +21,26 @@ def deform_conv2d_reference(
     torchvision has no reduced-precision CPU kernel, so float16/bfloat16 CPU inputs are computed
     in float32 and the result rounded once.
 
+    Uneven offset groups (``offset_group_sizes``) are run as one offset group per input channel,
+    each channel given its group's offsets.
+
     Args:
         input: [N, Cin, H, W]; weight: [Cout, Cin/groups, kh, kw];
         offset: [N, 2*offset_groups*kh*kw, Ho, Wo]; bias: [Cout] or None.
+        offset_group_sizes: consecutive input channels per offset group, or None (equal split).
 
     Returns:
         [N, Cout, Ho, Wo] in the input's dtype and memory format.
     """
     import torchvision  # noqa: F401  (registers torch.ops.torchvision)
 
-    check_deform_conv2d_args(input, weight, offset, bias, stride, padding, dilation, groups, offset_groups)
+    check_deform_conv2d_args(input, weight, offset, bias, stride, padding, dilation, groups, offset_groups,
+                             offset_group_sizes)
+    if offset_group_sizes is not None:
+        owners = [group for group, size in enumerate(offset_group_sizes) for _ in range(size)]
+        owner = torch.tensor(owners, dtype=torch.long, device=offset.device)
+        offset = offset.unflatten(1, (offset_groups, -1)).index_select(1, owner).flatten(1, 2)
+        offset_groups = input.size(1)
 
     compute = torch.float32 if input.device.type == "cpu" and input.dtype in (torch.float16, torch.bfloat16) \
         else input.dtype
