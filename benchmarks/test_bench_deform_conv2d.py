@@ -71,3 +71,41 @@ def test_deform_conv2d(benchmark, record_median, shape, provider):
         extra["gmac_per_s"] = gmacs / benchmark.stats.stats.median
     record_median(benchmark, f"deform_conv2d {label} [1,{cin},{height},{width}]", provider,
                   baseline="torchvision-fp32", **extra)
+
+
+def cpu_time_table() -> None:
+    """Prints single-thread process CPU times (ms, minimum of 5 runs after a warm-up; 3 for the
+    larger torchvision runs) of every shape and provider as a Markdown table: on a shared
+    machine they repeat far better than 2-thread wall-clock medians."""
+    import time
+
+    torch.set_num_threads(1)
+
+    def best_ms(fn, runs):
+        fn()
+        times = []
+        for _ in range(runs):
+            start = time.process_time()
+            fn()
+            times.append(1e3 * (time.process_time() - start))
+        return min(times)
+
+    print("| shape | input | torchvision fp32 | ours fp32 NCHW | ours fp32 CL | ours bf16 CL |")
+    print("|---|---|---:|---:|---:|---:|")
+    for label, cin, cout, offset_groups, height, width, sizes in SHAPES:
+        x, offset, weight = _inputs(cin, cout, offset_groups, height, width)
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+        offset_cl = offset.contiguous(memory_format=torch.channels_last)
+        cases = [(x, offset, weight, "reference"), (x, offset, weight, "op"), (x_cl, offset_cl, weight, "op"),
+                 (x_cl.bfloat16(), offset_cl.bfloat16(), weight.bfloat16(), "op")]
+        row = []
+        with torch.inference_mode():
+            for a, o, w, backend in cases:
+                runs = 3 if backend == "reference" and height * width > 40000 else 5
+                row.append(best_ms(lambda: ops.deform_conv2d(a, o, w, None, 1, 1, 1, offset_group_sizes=sizes,
+                                                             backend=backend), runs))
+        print(f"| {label} | [1,{cin},{height},{width}] | " + " | ".join(f"{v:.1f}" for v in row) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    cpu_time_table()

@@ -167,3 +167,16 @@ def test_optimize_runs_the_layer_in_bfloat16_channels_last():
         fast(*inputs)
     assert "lwdvc::deform_conv2d" in seen.names
     assert relative_error(model, fast, inputs) <= DTYPE_TOLERANCE[torch.bfloat16]
+
+
+def test_functional_op_with_uneven_groups_leaves_channels_uncoupled():
+    class Uneven(_Functional):
+        def forward(self, x):
+            y = ops.deform_conv2d(self.a(x), self.off(x), self.weight, None, 1, 1, offset_group_sizes=(3, 5))
+            return self.b(torch.relu(y))
+
+    torch.manual_seed(0)
+    model = Uneven().eval()
+    x = torch.randn(1, 3, 6, 7)
+    group = {g.name: g for g in channel_groups(model, x).groups}["a"]
+    assert group.prunable and group.size == 8  # every channel on its own, not coupled across groups
