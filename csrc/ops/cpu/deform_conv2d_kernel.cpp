@@ -1,7 +1,8 @@
 // CPU kernel of deform_conv2d: channels-last bilinear sampling into a column tile, then a GEMM.
 //
-// The input is first copied into a zero-bordered channels-last buffer (one pass). The output rows are cut into tiles of whole rows (about kTileBytes of columns each) spread over
-// the threads. Per tile, one thread samples the column matrix col [pixels, kh*kw*Cin] (per-ISA
+// The input is first copied into a zero-bordered channels-last buffer (one pass). The output rows
+// are cut into tiles of whole rows (about kTileBytes of columns each) spread over the threads.
+// Per tile, one thread samples the column matrix col [pixels, kh*kw*Cin] (per-ISA
 // sampler, isa/deform_sample.cpp) and multiplies it with the packed weight [Cout, kh*kw*Cin/groups]
 // (oneDNN's linear when groups == 1, else at::mm_out per group; single-threaded inside the
 // parallel region) into the output: NCHW or channels_last as the input. The tile stays in the
@@ -15,6 +16,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -115,8 +117,12 @@ void multiply_tile(const at::Tensor& col_buffer, const at::Tensor& packed_weight
   const int64_t out_channels = packed.size(0), per_out = out_channels / groups, depth = packed.size(1);
   auto tile = at::from_blob(out, {pixels, out_channels}, {pixel_stride, channel_stride}, col.options());
   if (groups == 1 && at::hasMKLDNN() && onednn_linear().has_value()) {
-    tile.copy_(onednn_tile_product(*onednn_linear(), col, packed, bias));
-    return;
+    try {
+      tile.copy_(onednn_tile_product(*onednn_linear(), col, packed, bias));
+      return;
+    } catch (const c10::Error&) {
+      // oneDNN without a kernel for this dtype on this CPU (bf16 needs AVX-512): BLAS below.
+    }
   }
   for (int64_t g = 0; g < groups; ++g) {
     auto out_g = tile.narrow(1, g * per_out, per_out);
@@ -147,6 +153,8 @@ at::Tensor deform_conv2d_cpu(const at::Tensor& input, const at::Tensor& weight, 
                                           offset_groups, offset_group_sizes);
   TORCH_CHECK_TYPE(input.scalar_type() == at::kFloat || input.scalar_type() == at::kBFloat16,
                    "deform_conv2d: the CPU kernel supports float32 and bfloat16, got ", input.scalar_type());
+  TORCH_CHECK_VALUE((s.height + 3) * (s.width + 2) <= std::numeric_limits<int32_t>::max(),
+                    "deform_conv2d: input of ", s.height, "x", s.width, " pixels is too large for the CPU kernel");
   const auto format = input.suggest_memory_format();
   auto out = at::empty({s.batch, s.out_channels, s.out_h, s.out_w}, input.options().memory_format(format));
   if (out.numel() == 0) return out;
@@ -195,7 +203,7 @@ at::Tensor deform_conv2d_cpu(const at::Tensor& input, const at::Tensor& weight, 
 
   at::parallel_for(0, s.batch * tiles_per_image, 1, [&](int64_t begin, int64_t end) {
     DeformScratch scratch;
-    const auto col = at::empty({rows_per_tile * s.out_w, job.col_ld}, x.options().memory_format(at::MemoryFormat::Contiguous));
+    const auto col = at::empty({rows_per_tile * s.out_w, job.col_ld}, x.options());
     auto* col_base = static_cast<char*>(col.mutable_data_ptr());
     for (int64_t t = begin; t < end; ++t) {
       const int64_t n = t / tiles_per_image, row0 = (t % tiles_per_image) * rows_per_tile;
