@@ -81,4 +81,6 @@ def test_ablate_two_variants(capsys, tiny_checkpoint, tmp_path):
         assert variant["mask_flips_total"] > 0
     assert set(report["histories"]) == {"STE", "GD + ALD"}
     assert (out / "curves.png").is_file() and (out / "ablation_rd.png").is_file()
-    assert "| GD + ALD |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| GD + ALD |" in printed
+    assert "STE: BD-PSNR" in printed and "(1 of 2 variants" in printed  # the report is written per variant

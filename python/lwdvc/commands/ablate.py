@@ -47,10 +47,28 @@ def markdown_table(rows: list[dict], settings: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(args: argparse.Namespace) -> int:
-    from lwdvc.eval import bd_metrics, rd_curve
+def _write_text(path: str, text: str) -> None:
+    """Replace ``path`` atomically (temporary file + rename)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as file:
+        file.write(text)
+    os.replace(tmp, path)
+
+
+def _write_outputs(out: str, report: dict, curves: dict, text: str) -> str:
+    """ablation.json / .md, the training curves and the RD plot of the variants done so far."""
     from lwdvc.plots import plot_rd_curves
     from lwdvc.prune import plot_training_curves
+
+    _write_text(os.path.join(out, "ablation.json"), json.dumps(report, indent=1))
+    _write_text(os.path.join(out, "ablation.md"), text)
+    plot_training_curves(report["histories"], os.path.join(out, "curves.png"), title="training loss and sparsity")
+    plot_rd_curves(curves, os.path.join(out, "ablation_rd.png"), title="ablation: RD on the test clip")
+    return text
+
+
+def run(args: argparse.Namespace) -> int:
+    from lwdvc.eval import bd_metrics, rd_curve
     from lwdvc.train.finetune import prune_codec
 
     start = time.perf_counter()
@@ -63,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
     anchor = rd_curve(teacher, sequences, rates, settings, label="teacher", progress=progress)
     rows, histories, curves = [], {}, {"teacher": ([p["bpp"] for p in anchor], [p["psnr"] for p in anchor])}
     os.makedirs(args.out, exist_ok=True)
+    info = {"model": args.model, "target": args.target, "steps": args.steps, "gop": settings.gop,
+            "frames": settings.frames, "sequences": ", ".join(s.name for s in sequences)}
+    text, report = "", {"seconds": 0.0}
     for label, mode, ald in VARIANTS:
         if label.replace(" ", "") not in wanted:
             continue
@@ -75,17 +96,12 @@ def run(args: argparse.Namespace) -> int:
                      "mask_flips_total": last["mask_flips_total"], "final_loss": last["loss"], "rd": points})
         histories[label] = result["history"]
         curves[label] = ([p["bpp"] for p in points], [p["psnr"] for p in points])
-    info = {"model": args.model, "target": args.target, "steps": args.steps, "gop": settings.gop,
-            "frames": settings.frames, "sequences": ", ".join(s.name for s in sequences)}
-    report = {"settings": info, "teacher_rd": anchor, "variants": rows, "histories": histories,
-              "seconds": time.perf_counter() - start}
-    with open(os.path.join(args.out, "ablation.json"), "w") as file:
-        json.dump(report, file, indent=1)
-    text = markdown_table(rows, info)
-    with open(os.path.join(args.out, "ablation.md"), "w") as file:
-        file.write(text)
-    plot_training_curves(histories, os.path.join(args.out, "curves.png"), title="training loss and sparsity")
-    plot_rd_curves(curves, os.path.join(args.out, "ablation_rd.png"), title="ablation: RD on the test clip")
+        # written after every variant, so a stopped run keeps the variants it finished
+        report = {"settings": info, "teacher_rd": anchor, "variants": rows, "histories": histories,
+                  "seconds": time.perf_counter() - start}
+        text = _write_outputs(args.out, report, curves, markdown_table(rows, info))
+        print(f"{label}: BD-PSNR {rows[-1]['bd_psnr']} dB ({len(rows)} of {len(wanted)} variants, "
+              f"{report['seconds'] / 60:.1f} min)", flush=True)
     print(text)
     print(f"wrote ablation.json, ablation.md, curves.png and ablation_rd.png in {args.out} "
           f"({report['seconds'] / 60:.1f} min)")
