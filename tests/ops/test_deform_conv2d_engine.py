@@ -180,3 +180,16 @@ def test_functional_op_with_uneven_groups_leaves_channels_uncoupled():
     x = torch.randn(1, 3, 6, 7)
     group = {g.name: g for g in channel_groups(model, x).groups}["a"]
     assert group.prunable and group.size == 8  # every channel on its own, not coupled across groups
+
+
+@needs_extension
+def test_layer_compiles_and_exports_with_the_op():
+    layer = _layer().eval().select_channels([0, 1, 2, 5, 6, 9, 12, 13, 14], None)  # uneven groups
+    x, feature = torch.randn(1, 9, 7, 9), torch.randn(1, 16, 7, 9)
+    with torch.no_grad():
+        want = layer(x, feature)
+        compiled = torch.compile(layer, backend="aot_eager", fullgraph=True)
+        torch.testing.assert_close(compiled(x, feature), want)
+        exported = torch.export.export(layer, (x, feature))
+        assert "lwdvc.deform_conv2d.default" in {str(n.target) for n in exported.graph.nodes}
+        torch.testing.assert_close(exported.module()(x, feature), want)
