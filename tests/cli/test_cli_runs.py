@@ -82,5 +82,5 @@ def test_ablate_two_variants(capsys, tiny_checkpoint, tmp_path):
     assert set(report["histories"]) == {"STE", "GD + ALD"}
     assert (out / "curves.png").is_file() and (out / "ablation_rd.png").is_file()
     printed = capsys.readouterr().out
-    assert "| GD + ALD |" in printed
+    assert "| GD + ALD |" in printed and "mean PSNR offset" in printed
     assert "STE: BD-PSNR" in printed and "(1 of 2 variants" in printed  # the report is written per variant
