@@ -51,3 +51,14 @@ def test_plot_writes_a_png(tmp_path, history):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError):
         plot_training_curves([], tmp_path / "x.png")
+
+
+def test_run_comparison_plot_has_one_line_per_run(tmp_path):
+    from lwdvc.prune import plot_run_comparison
+
+    rows = [{"step": s, "loss": 10.0 / s, "mse": 0.1 / s, "mac_reduction": min(0.65, s / 10), "mask_flips": s % 3}
+            for s in range(1, 31)]
+    path = plot_run_comparison({"STE": rows, "GD": rows[:20]}, tmp_path / "cmp.png", title="t")
+    assert (tmp_path / "cmp.png").stat().st_size > 1000 and path.endswith("cmp.png")
+    with pytest.raises(ValueError, match="no metric rows"):
+        plot_run_comparison({"STE": []}, tmp_path / "none.png")

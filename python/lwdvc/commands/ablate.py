@@ -71,11 +71,11 @@ def _write_text(path: str, text: str) -> None:
 def _write_outputs(out: str, report: dict, curves: dict, text: str) -> str:
     """ablation.json / .md, the training curves and the RD plot of the variants done so far."""
     from lwdvc.plots import plot_rd_curves
-    from lwdvc.prune import plot_training_curves
+    from lwdvc.prune import plot_run_comparison
 
     _write_text(os.path.join(out, "ablation.json"), json.dumps(report, indent=1))
     _write_text(os.path.join(out, "ablation.md"), text)
-    plot_training_curves(report["histories"], os.path.join(out, "curves.png"), title="training loss and sparsity")
+    plot_run_comparison(report["histories"], os.path.join(out, "curves.png"), title="training loss and sparsity")
     plot_rd_curves(curves, os.path.join(out, "ablation_rd.png"), title="ablation: RD on the test clip")
     return text
 

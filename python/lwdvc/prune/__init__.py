@@ -5,12 +5,12 @@ Public API:
     Pruner.for_codec(model, frame_size=(64, 64), ...)
     finalize(pruner, round_to=1, verify=True)    compacted copy of the model
     SigmoidSchedule, beta_schedule, lambda3_schedule, target_ramp
-    MetricsLogger, JsonlLogger, CsvLogger, read_metrics, plot_training_curves
+    MetricsLogger, JsonlLogger, CsvLogger, read_metrics, plot_training_curves, plot_run_comparison
     PruneConfigError, MODES
 """
 from lwdvc.prune.finalize import finalize
 from lwdvc.prune.logging import CsvLogger, JsonlLogger, MetricsLogger, MultiLogger, read_metrics
-from lwdvc.prune.plots import plot_training_curves
+from lwdvc.prune.plots import plot_run_comparison, plot_training_curves
 from lwdvc.prune.pruner import MODES, Pruner
 from lwdvc.prune.schedules import SigmoidSchedule, beta_schedule, lambda3_schedule, target_ramp
 from lwdvc.prune.scope import PruneConfigError
@@ -18,5 +18,5 @@ from lwdvc.prune.scope import PruneConfigError
 __all__ = [
     "Pruner", "MODES", "finalize", "PruneConfigError", "SigmoidSchedule", "beta_schedule",
     "lambda3_schedule", "target_ramp", "MetricsLogger", "JsonlLogger", "CsvLogger", "MultiLogger",
-    "read_metrics", "plot_training_curves",
+    "read_metrics", "plot_training_curves", "plot_run_comparison",
 ]

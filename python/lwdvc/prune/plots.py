@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-__all__ = ["plot_training_curves"]
+__all__ = ["plot_training_curves", "plot_run_comparison"]
 
 _PANELS = (
     ("MAC reduction", ("mac_reduction", "target_now", "target")),
@@ -72,6 +72,74 @@ def plot_training_curves(
         ax.legend(fontsize=7, loc="best")
     if panels:
         fig.axes[-1].set_xlabel("step")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def _moving_average(values: Sequence[float], window: int) -> list[float]:
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+#: (panel title, metric key, smoothed, cumulative, log scale) of :func:`plot_run_comparison`.
+_COMPARISON = (
+    ("training loss (moving average)", "loss", True, False, True),
+    ("distortion MSE (moving average)", "mse", True, False, True),
+    ("MAC reduction (sparsity)", "mac_reduction", False, False, False),
+    ("mask flips (cumulative)", "mask_flips", False, True, False),
+)
+
+
+def plot_run_comparison(
+    runs: Mapping[str, Sequence[Mapping[str, float]]],
+    path: str | os.PathLike,
+    title: str | None = None,
+    window: int = 20,
+    dpi: int = 110,
+) -> str:
+    """Several runs (e.g. the ablation's variants) side by side: one line per run and panel.
+
+    Panels: training loss and MSE (moving average over ``window`` rows, log scale), MAC
+    reduction, cumulative mask flips. Returns the path written.
+
+    Raises:
+        ValueError: no run has rows.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    runs = {label: [r for r in rows if "step" in r] for label, rows in runs.items()}
+    if not any(runs.values()):
+        raise ValueError("plot_run_comparison: no metric rows")
+    fig = Figure(figsize=(6.5, 2.4 * len(_COMPARISON)))
+    FigureCanvasAgg(fig)
+    for i, (name, key, smooth, cumulative, log) in enumerate(_COMPARISON):
+        ax = fig.add_subplot(len(_COMPARISON), 1, i + 1)
+        for label, rows in runs.items():
+            points = [(r["step"], float(r[key])) for r in rows if r.get(key) is not None]
+            if not points:
+                continue
+            xs, ys = zip(*points)
+            ys = _moving_average(ys, window) if smooth else list(ys)
+            if cumulative:
+                ys = [sum(ys[:j + 1]) for j in range(len(ys))]
+            ax.plot(xs, ys, linewidth=1.2, label=label)
+        if log:
+            ax.set_yscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    fig.axes[-1].set_xlabel("step")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
