@@ -15,6 +15,25 @@ _PANELS = (
 )
 
 
+def _style_panel(ax, name: str) -> None:
+    ax.set_title(name, fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+
+
+def _save_figure(fig, path: str | os.PathLike, title: str | None, dpi: int) -> str:
+    """Label the last panel's x axis, add the title, lay out and write the PNG (parents created)."""
+    if fig.axes:
+        fig.axes[-1].set_xlabel("step")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
 def plot_training_curves(
     runs: Mapping[str, Sequence[Mapping[str, float]]] | Sequence[Mapping[str, float]],
     path: str | os.PathLike,
@@ -67,18 +86,8 @@ def plot_training_curves(
                 xs, ys = zip(*points)
                 style = "--" if key in ("target", "target_now") else "-"
                 ax.plot(xs, ys, style, linewidth=1.2, label=f"{label} {key}".strip())
-        ax.set_title(name, fontsize=9)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
-    if panels:
-        fig.axes[-1].set_xlabel("step")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
+        _style_panel(ax, name)
+    return _save_figure(fig, path, title, dpi)
 
 
 def _moving_average(values: Sequence[float], window: int) -> list[float]:
@@ -136,14 +145,5 @@ def plot_run_comparison(
             ax.plot(xs, ys, linewidth=1.2, label=label)
         if log:
             ax.set_yscale("log")
-        ax.set_title(name, fontsize=9)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
-    fig.axes[-1].set_xlabel("step")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
+        _style_panel(ax, name)
+    return _save_figure(fig, path, title, dpi)
