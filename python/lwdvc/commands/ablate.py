@@ -68,7 +68,7 @@ def _write_text(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _write_outputs(out: str, report: dict, curves: dict, text: str) -> str:
+def _write_outputs(out: str, report: dict, curves: dict, text: str) -> None:
     """ablation.json / .md, the training curves and the RD plot of the variants done so far."""
     from lwdvc.plots import plot_rd_curves
     from lwdvc.prune import plot_run_comparison
@@ -77,7 +77,6 @@ def _write_outputs(out: str, report: dict, curves: dict, text: str) -> str:
     _write_text(os.path.join(out, "ablation.md"), text)
     plot_run_comparison(report["histories"], os.path.join(out, "curves.png"), title="training loss and sparsity")
     plot_rd_curves(curves, os.path.join(out, "ablation_rd.png"), title="ablation: RD on the test clip")
-    return text
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
         # written after every variant, so a stopped run keeps the variants it finished
         report = {"settings": info, "teacher_rd": anchor, "variants": rows, "histories": histories,
                   "seconds": time.perf_counter() - start}
-        text = _write_outputs(args.out, report, curves, markdown_table(rows, info, anchor))
+        text = markdown_table(rows, info, anchor)
+        _write_outputs(args.out, report, curves, text)
         print(f"{label}: BD-PSNR {rows[-1]['bd_psnr']} dB ({len(rows)} of {len(wanted)} variants, "
               f"{report['seconds'] / 60:.1f} min)", flush=True)
     print(text)

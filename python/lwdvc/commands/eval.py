@@ -39,13 +39,13 @@ def run(args: argparse.Namespace) -> int:
     if len(labels) != len(args.models):
         raise ValueError(f"{len(labels)} labels for {len(args.models)} models")
     models = {label: load_codec(spec) for label, spec in zip(labels, args.models)}
+    settings = gop_settings(args)
+    sequences = test_sequences(args, max_frames=settings.frames)  # bad input fails before optimising
     sources = {}
     for label, codec in list(models.items()):
         for name in args.optimize:
             sources[f"{label} [optimized {name}]"] = codec
             models[f"{label} [optimized {name}]"] = optimize_codec(codec, DTYPES[name])
-    settings = gop_settings(args)
-    sequences = test_sequences(args, max_frames=settings.frames)
     report = evaluate_models(models, sequences, settings, rates=args.rates,
                              latency_repeats=args.latency_repeats, progress=not args.no_progress,
                              mac_sources=sources)

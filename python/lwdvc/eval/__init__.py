@@ -16,6 +16,6 @@ from lwdvc.eval.rd import bd_metrics, curve_arrays, rd_curve
 from lwdvc.eval.report import evaluate_models, machine_info, markdown_report, write_report
 from lwdvc.eval.sequence import GopSettings, code_sequence, msssim_weights_for
 
-__all__ = ["DTYPES", "optimize_codec", "GopSettings", "bd_metrics", "code_sequence", "count_parameters", "curve_arrays", "decoder_cost",
+__all__ = ["DTYPES", "GopSettings", "bd_metrics", "code_sequence", "count_parameters", "curve_arrays", "decoder_cost",
            "decoder_latency", "decoder_macs_live", "evaluate_models", "machine_info", "markdown_report",
-           "msssim_weights_for", "rd_curve", "write_report"]
+           "msssim_weights_for", "optimize_codec", "rd_curve", "write_report"]

@@ -183,7 +183,6 @@ def prune_codec(teacher: VideoCodec, config: PruneConfig, progress: bool = True,
                     distiller.teacher_forward(*args, accumulate=t > 1, **kwargs)
                 out = student.code_inter(group[:, t], state, rate)
                 # the next P-frame codes from this decoded state; gradients stop at the reference
-                # (through it, the collapsed early P-to-P output pulls the first P-frame down as well)
                 state = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in out["state"].items()}
                 frame_mse = (out["recon"] - group[:, t]).square().mean(dim=(1, 2, 3))
                 rd = rd + (lam[rate] * frame_mse + out["bpp"]).mean()
