@@ -3,8 +3,9 @@
 Pruning masks here are synthetic (no training): every prunable channel group keeps about the
 same fraction of its channels, jittered per group (x0.8 to x1.2) so that kept counts are as
 irregular as a trained pruner leaves them (e.g. 64 -> 23), and the fraction is searched so that
-the whole decoder loses ``reduction`` of its MACs. Which channels go is random;
-latency depends on the counts, not on which channels they are.
+the whole decoder loses ``reduction`` of its MACs - after rounding kept counts up to multiples
+of ``round_to``, so decoders with and without rounding are compared at the same MAC reduction.
+Which channels go is random; latency depends on the counts, not on which channels they are.
 """
 from __future__ import annotations
 
@@ -34,13 +35,14 @@ class DecoderModule:
     compacted_macs: int
 
 
-def _counts(analysis: ChannelAnalysis, keep: float, jitter: torch.Tensor) -> dict[str, int]:
+def _counts(analysis: ChannelAnalysis, keep: float, jitter: torch.Tensor, round_to: int) -> dict[str, int]:
     counts = {}
     for i, g in enumerate(analysis.prunable):
         n_fixed = int(g.fixed.sum())
         floor = n_fixed + max(1, (g.size - n_fixed) // 8)  # never empties one producer of a group
         fraction = min(1.0, max(0.0, keep * float(jitter[i])))
-        counts[g.name] = max(floor, min(g.size, round(g.size * fraction)))
+        count = max(floor, min(g.size, round(g.size * fraction)))
+        counts[g.name] = min(g.size, max(round_to, math.ceil(count / round_to) * round_to))  # as compact rounds
     return counts
 
 
@@ -57,13 +59,15 @@ def _random_masks(analysis: ChannelAnalysis, counts: dict[str, int], gen: torch.
     return masks
 
 
-def _keep_fraction(analyses: list[ChannelAnalysis], jitters: list[torch.Tensor], reduction: float) -> float:
-    """Largest common keep fraction whose decoder-wide MACs stay within ``1 - reduction`` of dense."""
+def _keep_fraction(analyses: list[ChannelAnalysis], jitters: list[torch.Tensor], reduction: float,
+                   round_to: int) -> float:
+    """Largest common keep fraction whose decoder-wide MACs (counts rounded up to multiples of
+    ``round_to``) stay within ``1 - reduction`` of dense."""
     target = (1.0 - reduction) * sum(a.dense_macs for a in analyses)
     lo, hi = 0.0, 1.0
     for _ in range(30):  # bisection
         mid = (lo + hi) / 2
-        macs = sum(a.macs(_counts(a, mid, j)) for a, j in zip(analyses, jitters))
+        macs = sum(a.macs(_counts(a, mid, j, round_to)) for a, j in zip(analyses, jitters))
         if macs > target:
             hi = mid
         else:
@@ -72,13 +76,16 @@ def _keep_fraction(analyses: list[ChannelAnalysis], jitters: list[torch.Tensor],
 
 
 def build_decoder(codec: str, height: int, width: int, reduction: float = 0.65, round_to: int = 1,
-                  seed: int = 0, trace_size: tuple[int, int] = (128, 192)) -> list[DecoderModule]:
+                  seed: int = 0, trace_size: tuple[int, int] = (128, 192),
+                  memory_format: torch.memory_format = torch.channels_last) -> list[DecoderModule]:
     """Every decoder module of ``codec`` (dense and compacted) with inputs for ``height`` x ``width``.
 
     One keep fraction for the whole decoder (modules without prunable channels, e.g. a lone
     deformable conv, stay dense, so the others lose more) gives ``reduction`` of the decoder's
     MACs. Channel groups and the budget are computed at ``trace_size`` (the compacted model does
     not depend on the frame size); MACs are then counted at ``height`` x ``width``.
+    ``memory_format`` is the compacted modules' layout (``compact``'s argument); the dense
+    modules and the inputs stay as the codec makes them (NCHW).
     """
     from lwdvc.models import build
 
@@ -90,12 +97,13 @@ def build_decoder(codec: str, height: int, width: int, reduction: float = 0.65, 
     analyses = [channel_groups(m, tuple(small[name])) for name, m in modules.items()]
     gen = torch.Generator().manual_seed(seed)
     jitters = [0.8 + 0.4 * torch.rand(len(a.prunable), generator=gen) for a in analyses]
-    keep = _keep_fraction(analyses, jitters, reduction)
+    keep = _keep_fraction(analyses, jitters, reduction, round_to)
     out = []
     for (name, module), analysis, jitter in zip(modules.items(), analyses, jitters):
         small_inputs, inputs = tuple(small[name]), tuple(examples[name])
-        masks = _random_masks(analysis, _counts(analysis, keep, jitter), gen)
-        compacted = lwdvc_kernels.compact(module, small_inputs, masks=masks, round_to=round_to, verify=False).eval()
+        masks = _random_masks(analysis, _counts(analysis, keep, jitter, round_to), gen)
+        compacted = lwdvc_kernels.compact(module, small_inputs, masks=masks, round_to=round_to, verify=False,
+                                           memory_format=memory_format).eval()
         dense_macs = lwdvc_kernels.count_macs(module, *inputs)
         kept_macs = lwdvc_kernels.count_macs(compacted, *inputs)
         out.append(DecoderModule(name, module.eval(), compacted, inputs, small_inputs, dense_macs, kept_macs))

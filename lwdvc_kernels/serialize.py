@@ -7,7 +7,11 @@ File format: one safetensors file. Its tensors are every parameter and buffer of
      "modules": {"<qualname>": {"type": "<module.qualname of the class>",
                                 "attrs": {"in_channels": 12, "group_sizes": [3, 4], ...},
                                 "tensors": {"weight": {"shape": [...], "dtype": "float32",
-                                                       "kind": "parameter"}}}}}
+                                                       "kind": "parameter",
+                                                       "memory_format": "channels_last"}}}}}
+
+``memory_format`` is present only for 4-D tensors stored channels-last in the model (as
+:func:`lwdvc_kernels.compact` leaves them); :func:`load` restores that layout.
 
 ``attrs`` are the constructor-relevant attributes (channel counts, kernel geometry, groups...).
 :func:`load` rebuilds the compacted model from a *template* (the dense architecture, e.g. a
@@ -74,7 +78,10 @@ def layout_of(model: nn.Module) -> dict[str, Any]:
         for kind, items in (("parameter", module._parameters), ("buffer", module._buffers)):
             for name, t in items.items():
                 if t is not None:
-                    tensors[name] = {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch."), "kind": kind}
+                    spec = {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch."), "kind": kind}
+                    if t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
+                        spec["memory_format"] = "channels_last"
+                    tensors[name] = spec
         modules[qualname] = {"type": _type_name(module), "attrs": attrs, "tensors": tensors}
     return {"format": FORMAT, "version": VERSION, "root": _type_name(model), "modules": modules}
 
@@ -153,6 +160,8 @@ def _apply(model: nn.Module, layout: dict[str, Any], tensors: dict[str, torch.Te
                 raise ValueError(f"load: tensor {key!r} has shape {list(value.shape)}, layout says {spec['shape']}")
             old = getattr(module, name)
             value = value.to(device=old.device)
+            if spec.get("memory_format") == "channels_last":
+                value = value.contiguous(memory_format=torch.channels_last)
             if spec["kind"] == "parameter":
                 module._parameters[name] = nn.Parameter(value, requires_grad=old.requires_grad)
             else:

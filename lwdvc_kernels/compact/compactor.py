@@ -16,7 +16,7 @@ from lwdvc_kernels.compact.trace import Tracer
 from lwdvc_kernels.compact.verify import compare_outputs
 from lwdvc_kernels.masking import detach_masks, has_masks, masks_of
 
-__all__ = ["channel_groups", "compact", "round_masks"]
+__all__ = ["channel_groups", "compact", "round_masks", "set_memory_format"]
 
 
 def channel_groups(module: nn.Module, example_inputs: Any) -> ChannelAnalysis:
@@ -62,6 +62,28 @@ def round_masks(
     return rounded
 
 
+def set_memory_format(model: nn.Module, memory_format: torch.memory_format) -> nn.Module:
+    """Store every 4-D parameter and buffer of ``model`` in ``memory_format``, in place.
+
+    Args:
+        model: any module.
+        memory_format: ``torch.channels_last`` or ``torch.contiguous_format``.
+
+    Returns:
+        ``model``.
+    """
+    if memory_format not in (torch.channels_last, torch.contiguous_format):
+        raise ValueError(f"memory_format must be torch.channels_last or torch.contiguous_format, got {memory_format!r}")
+    with torch.no_grad():
+        for module in model.modules():
+            for items in (module._parameters, module._buffers):
+                for name, t in items.items():
+                    if t is not None and t.dim() == 4 and not t.is_contiguous(memory_format=memory_format):
+                        moved = t.contiguous(memory_format=memory_format)
+                        items[name] = nn.Parameter(moved, t.requires_grad) if isinstance(t, nn.Parameter) else moved
+    return model
+
+
 def compact(
     model: nn.Module,
     example_inputs: Any = None,
@@ -71,6 +93,7 @@ def compact(
     verify: bool = True,
     rtol: float = 1e-5,
     return_masks: bool = False,
+    memory_format: torch.memory_format = torch.channels_last,
 ) -> nn.Module | tuple[nn.Module, dict[str, torch.Tensor]]:
     """Return a physically smaller copy of ``model`` without its pruned channels.
 
@@ -87,6 +110,11 @@ def compact(
             on the same random inputs and raise :class:`CompactionMismatch` if they differ.
         rtol: relative tolerance of the verification (of each output's norm).
         return_masks: also return the final ``{group name: bool keep-mask}`` (after rounding).
+        memory_format: layout of the compacted model's 4-D parameters and buffers.
+            ``torch.channels_last`` (default) makes its 2-D convolutions run channels-last (NHWC)
+            whatever the layout of the input, which handles the irregular channel counts of a
+            pruned model far better than NCHW on CPU (see docs/results/compact.md); outputs
+            then come back channels-last (same values). ``torch.contiguous_format`` keeps NCHW.
 
     Returns:
         A new module: smaller weights, biases, norms, GDN parameters; no parametrizations
@@ -107,6 +135,7 @@ def compact(
     keep = round_masks(work, analysis, keep, round_to)
     reference = copy.deepcopy(work) if verify else None
     slice_pruned(work, analysis, keep)
+    set_memory_format(work, memory_format)
     if reference is not None:
         zero_pruned(reference, analysis, keep)
         compare_outputs(reference, work, example_inputs, rtol=rtol)

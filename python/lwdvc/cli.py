@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -45,7 +46,15 @@ def _message(error: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit status.
+
+    In a fresh process (torch not imported yet) it first asks torch's CPU allocator for
+    transparent huge pages on tensors of >= 2 MiB (``THP_MEM_ALLOC_ENABLE=1`` unless set):
+    decoding latency then falls by 20-40% and stops varying from process to process
+    (docs/results/compact.md). Set ``THP_MEM_ALLOC_ENABLE=0`` to opt out.
+    """
+    if "torch" not in sys.modules:
+        os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     parser = build_parser()
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))

@@ -1,6 +1,10 @@
 """Bad input gives one clear line on stderr and exit status 2, never a traceback."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from lwdvc.cli import main
@@ -93,3 +97,15 @@ def test_resume_with_another_codec(capsys, tiny_checkpoint, tmp_path):
 ])
 def test_bad_settings(capsys, argv, fragment):
     _fails(capsys, argv, fragment)
+
+
+def test_fresh_process_asks_for_huge_pages_unless_told_otherwise():
+
+    code = ("import os, sys; from lwdvc.cli import main; main(['--help']); "
+            "print(os.environ.get('THP_MEM_ALLOC_ENABLE'))")
+    for env_value, expected in ((None, "1"), ("0", "0")):
+        env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+        if env_value is not None:
+            env["THP_MEM_ALLOC_ENABLE"] = env_value
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip().splitlines()[-1] == expected

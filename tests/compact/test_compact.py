@@ -133,3 +133,21 @@ def test_bad_masks_are_rejected():
     with pytest.raises(ValueError, match="example_inputs"):
         compact(model)
     assert not analysis["tail"].prunable
+
+
+def test_memory_format_of_the_compacted_model():
+    model, x = _build("hybrid")
+    masks = masks_for_reduction(channel_groups(model, x), 0.65, seed=2)
+    nhwc = compact(model, x, masks=masks)
+    nchw = compact(model, x, masks=masks, memory_format=torch.contiguous_format)
+    four_d = [v for v in nhwc.state_dict().values() if v.dim() == 4]
+    assert four_d and all(v.is_contiguous(memory_format=torch.channels_last) for v in four_d)
+    assert any(not v.is_contiguous() for v in four_d)
+    assert all(v.is_contiguous() for v in nchw.state_dict().values())
+    assert all(v.is_contiguous() for v in model.state_dict().values())  # input model untouched
+    with torch.no_grad():
+        a, b = nhwc.eval()(*x), nchw.eval()(*x)
+    for p, q in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="memory_format"):
+        compact(model, x, masks=masks, memory_format=torch.preserve_format)

@@ -26,7 +26,8 @@ def test_round_trip_through_dense_template(tmp_path, cls, inputs):
     assert {k: v.shape for k, v in template.state_dict().items()} == dense_shapes  # template untouched
     assert any(v.shape != dense_shapes[k] for k, v in restored.state_dict().items())
     for (k, a), (k2, b) in zip(small.state_dict().items(), restored.state_dict().items()):
-        assert k == k2 and torch.equal(a, b)
+        assert k == k2 and torch.equal(a, b) and a.stride() == b.stride()  # channels-last layout kept
+    assert any(a.dim() == 4 and not a.is_contiguous() for a in restored.state_dict().values())
     with torch.no_grad():
         torch.testing.assert_close(restored.eval()(*x), small.eval()(*x), rtol=0, atol=0)
     assert not list(tmp_path.glob("*.tmp"))

@@ -7,6 +7,7 @@ import torch
 import lwdvc_kernels
 from lwdvc.models import build
 from lwdvc.prune import Pruner, finalize
+from lwdvc.prune.budget import rounded_count
 from lwdvc.prune.finalize import module_macs
 from lwdvc_kernels.masking import has_masks
 
@@ -87,3 +88,38 @@ def test_update_every_and_state_dict_round_trip():
     other.load_state_dict(state)
     assert other.mac_reduction() == pytest.approx(pruner.mac_reduction())
     assert other.step_count == pruner.step_count
+
+
+def test_rounding_aware_budget_reaches_the_target_after_rounding():
+    torch.manual_seed(0)
+    model = build("dcvc", width=0.25)
+    pruner = Pruner.for_codec(model, frame_size=(64, 64), target_mac_reduction=0.65, total_steps=10,
+                              ramp_steps=0, round_to=4)
+    metrics = pruner.step()
+    assert 0.65 <= metrics["mac_reduction"] <= 0.70
+    counts = [int(m.sum()) for d in pruner.kept_masks().values() for m in d.values()]
+    sizes = [g.size for g in pruner.groups]
+    assert all(c % 4 == 0 or c == s for c, s in zip(counts, sizes))
+    assert any(c < s for c, s in zip(counts, sizes))
+    compacted, report = finalize(pruner, return_report=True)  # the pruner's round_to: nothing to restore
+    assert report["round_to"] == 4
+    assert report["mac_reduction"] == pytest.approx(metrics["mac_reduction"], abs=1e-9)
+
+
+def test_rounding_keeps_back_the_last_pruned_channels():
+    pruner = Pruner.for_codec(build("dcvc", width=0.25), frame_size=(64, 64), target_mac_reduction=0.5,
+                              total_steps=10, ramp_steps=0)
+    gi = max(range(len(pruner.groups)), key=lambda i: pruner.groups[i].size - pruner.groups[i].min_kept)
+    g = pruner.groups[gi]
+    free = g.free.nonzero().flatten().tolist()[: g.size - g.min_kept]
+    order = [(gi, ch) for ch in free[:11]]  # prune 11 channels of one group, least valuable first
+    kept, _ = pruner.budget.select(pruner.groups, order, target=1e-9, round_to=4)
+    mask = kept[g.module][g.name]
+    assert int(mask.sum()) % 4 == 0 or int(mask.sum()) == g.size
+    kept_all, red = pruner.budget.select(pruner.groups, order, target=1.0, round_to=4)  # the whole order
+    mask = kept_all[g.module][g.name]
+    n_pruned = g.size - rounded_count(g.size - 11, g.size, 4)
+    assert int((~mask).sum()) == n_pruned
+    assert not mask[free[:n_pruned]].any() and mask[free[n_pruned:11]].all()  # the last ones come back
+    with pytest.raises(ValueError, match="round_to"):
+        pruner.budget.select(pruner.groups, order, target=0.1, round_to=0)

@@ -25,7 +25,8 @@ def add_prune_options(parser: argparse.ArgumentParser, steps: int = 300, crop: i
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--train-p-frames", type=int, default=2,
                         help="P-frames per training GOP, each coded from the previous decoded one (>= 2, default 2)")
-    parser.add_argument("--round-to", type=int, default=1, help="round kept channels to multiples of this")
+    parser.add_argument("--round-to", type=int, default=1, help="every pruned group keeps a multiple of this many channels "
+                             "(within the MAC target; 8 or 16 suit CPU SIMD widths)")
 
 
 def prune_config(args: argparse.Namespace, mode: str, ald: bool):

@@ -3,7 +3,7 @@
 Public API:
     Pruner(model, modules, example_inputs, target_mac_reduction=0.65, mode="gd", ...)
     Pruner.for_codec(model, frame_size=(64, 64), ...)
-    finalize(pruner, round_to=1, verify=True)    compacted copy of the model
+    finalize(pruner, verify=True)                compacted copy of the model (round_to: the pruner's)
     SigmoidSchedule, beta_schedule, lambda3_schedule, target_ramp
     MetricsLogger, JsonlLogger, CsvLogger, read_metrics, plot_training_curves, plot_run_comparison
     PruneConfigError, MODES

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["PrunedGroup", "MacBudget", "producer_layer_floors"]
+__all__ = ["PrunedGroup", "MacBudget", "producer_layer_floors", "rounded_count"]
 
 
 @dataclass
@@ -72,6 +72,29 @@ def producer_layer_floors(group, min_keep: float) -> list[tuple[torch.Tensor, in
     return out
 
 
+def rounded_count(kept: int, size: int, round_to: int) -> int:
+    """``kept`` rounded up to a multiple of ``round_to`` (at least ``round_to``), capped at ``size``:
+    the count :func:`lwdvc_kernels.compact.round_masks` leaves."""
+    return min(size, max(round_to, math.ceil(kept / round_to) * round_to))
+
+
+def _keep_back(flat: torch.Tensor, pruned: list[tuple[int, int]], groups: list[PrunedGroup],
+               offsets: torch.Tensor, round_to: int) -> None:
+    """Set back to kept, per group, the last-pruned channels of ``pruned`` (in order) until the
+    group's kept count is :func:`rounded_count` of it. ``flat``: bool [sum of sizes], in place."""
+    short = {}
+    for gi, g in enumerate(groups):
+        kept = int(flat[offsets[gi]: offsets[gi] + g.size].sum())
+        if kept < g.size:
+            need = rounded_count(kept, g.size, round_to) - kept
+            if need > 0:
+                short[gi] = need
+    for gi, ch in reversed(pruned):
+        if short.get(gi, 0) > 0:
+            flat[offsets[gi] + ch] = True
+            short[gi] -= 1
+
+
 class MacBudget:
     """Exact MACs of a set of modules for given keep-masks.
 
@@ -123,15 +146,16 @@ class MacBudget:
                                           layers=layers))
         return groups
 
-    def max_reduction(self, groups: list[PrunedGroup]) -> float:
-        """Reduction with every group at its floor (fixed channels first, as counts)."""
+    def max_reduction(self, groups: list[PrunedGroup], round_to: int = 1) -> float:
+        """Reduction with every group at its floor (fixed channels first, as counts), the floor
+        rounded up to a multiple of ``round_to``."""
         kept: dict[str, dict[str, int]] = {}
         for g in groups:
-            kept.setdefault(g.module, {})[g.name] = g.min_kept
+            kept.setdefault(g.module, {})[g.name] = rounded_count(g.min_kept, g.size, round_to)
         return self.reduction(kept)
 
     def select(self, groups: list[PrunedGroup], order: list[tuple[int, int]], target: float,
-               fill_tolerance: float = 0.002) -> tuple[dict[str, dict[str, torch.Tensor]], float]:
+               fill_tolerance: float = 0.002, round_to: int = 1) -> tuple[dict[str, dict[str, torch.Tensor]], float]:
         """Prune the shortest prefix of ``order`` whose removal reaches ``target``.
 
         Args:
@@ -139,13 +163,21 @@ class MacBudget:
             order: candidate (group index, channel) pairs, least valuable first.
             target: MAC reduction to reach (0 keeps everything).
             fill_tolerance: when the shortest prefix overshoots ``target`` by more than this (one
-                expensive channel), cheaper later candidates are tried instead of it.
+                expensive channel), cheaper later candidates are tried instead of it (only
+                with ``round_to`` 1).
+            round_to: every group keeps a multiple of this many channels (capped at its size):
+                of the channels a prefix prunes in a group, the last ones in ``order`` (its most
+                valuable pruned channels) are kept back until the count is a multiple; the
+                reduction is that of the rounded masks, i.e. what ``compact(round_to=...)``
+                of them gives.
 
         Returns:
             (``{module: {group: bool keep-mask}}``, its exact reduction, at least ``target``
             or within one channel's cost below it after the fill). If the whole order does not
             reach ``target``, all of it is pruned.
         """
+        if not isinstance(round_to, int) or round_to < 1:
+            raise ValueError(f"round_to must be a positive int, got {round_to!r}")
         sizes = [g.size for g in groups]
         offsets = torch.tensor([0] + sizes[:-1]).cumsum(0)
         flat_order = (offsets[torch.tensor([gi for gi, _ in order], dtype=torch.long)]
@@ -155,6 +187,8 @@ class MacBudget:
             flat = torch.ones(sum(sizes), dtype=torch.bool)
             if k > 0:
                 flat[flat_order[:k]] = False
+                if round_to > 1:
+                    _keep_back(flat, order[:k], groups, offsets, round_to)
             out: dict[str, dict[str, torch.Tensor]] = {}
             for g, m in zip(groups, flat.split(sizes)):
                 out.setdefault(g.module, {})[g.name] = m.clone()
@@ -179,7 +213,7 @@ class MacBudget:
                 hi = mid
             else:
                 lo = mid + 1
-        if red(lo) - target <= fill_tolerance or lo == 0:
+        if red(lo) - target <= fill_tolerance or lo == 0 or round_to > 1:
             return masks_for(lo), red(lo)
         return self._fill(groups, order, lo, target, masks_for(lo), red(lo), masks_for(lo - 1))
 

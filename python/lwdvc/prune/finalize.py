@@ -22,7 +22,7 @@ def module_macs(module: nn.Module, example_inputs: Any) -> int:
     return lwdvc_kernels.count_macs(module, *example_inputs)
 
 
-def finalize(pruner, *, round_to: int = 1, verify: bool = True, rtol: float = 1e-5,
+def finalize(pruner, *, round_to: int | None = None, verify: bool = True, rtol: float = 1e-5,
              return_report: bool = False) -> nn.Module | tuple[nn.Module, dict[str, Any]]:
     """Compact every pruned module and return a copy of the model with them swapped in.
 
@@ -33,16 +33,18 @@ def finalize(pruner, *, round_to: int = 1, verify: bool = True, rtol: float = 1e
 
     Args:
         pruner: a :class:`lwdvc.prune.Pruner`.
-        round_to: kept channels per group rounded up to multiples of this (hardware-friendly).
+        round_to: kept channels per group rounded up to multiples of this (hardware-friendly);
+            default the pruner's own ``round_to`` (whose masks are already multiples of it).
         verify: compare masked and compacted outputs on random inputs.
         rtol: relative tolerance of the comparison.
         return_report: also return MACs of the compacted modules.
 
     Returns:
         The compacted model (no mask parametrizations anywhere), and with ``return_report``
-        ``{"dense_macs", "macs", "mac_reduction", "modules": {name: (dense, compacted)}}``
+        ``{"dense_macs", "macs", "mac_reduction", "modules": {name: (dense, compacted)}, "round_to"}``
         counted with ``lwdvc_kernels.count_macs`` on the pruner's example inputs.
     """
+    round_to = pruner.round_to if round_to is None else round_to
     compacted = {}
     for name, (_, module) in pruner.scope.items():
         compacted[name] = lwdvc_kernels.compact(module, pruner.example_inputs[name], round_to=round_to,
@@ -67,5 +69,5 @@ def finalize(pruner, *, round_to: int = 1, verify: bool = True, rtol: float = 1e
     dense_total = sum(d for d, _ in per_module.values())
     macs = sum(c for _, c in per_module.values())
     report = {"dense_macs": dense_total, "macs": macs, "mac_reduction": 1.0 - macs / dense_total,
-              "modules": per_module}
+              "modules": per_module, "round_to": round_to}
     return result, report

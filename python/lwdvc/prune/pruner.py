@@ -54,6 +54,9 @@ class Pruner:
         min_keep: fraction of every group's channels that is never pruned (at least one).
         cost_exponent: alpha in ``importance / cost ** alpha`` (0 ranks by importance only).
         weight_decay: ``wd`` mode's decay coefficient on pruned weights (see :meth:`loss`).
+        round_to: every group keeps a multiple of this many channels (capped at its size), and
+            the MAC target counts the rounded masks, so ``finalize`` (which compacts with this
+            ``round_to`` by default) reaches the target exactly; 8 or 16 suit SIMD widths.
 
     Raises:
         PruneConfigError: bad target or mode, empty scope, no prunable channel, or a target the
@@ -78,6 +81,7 @@ class Pruner:
         min_keep: float = 0.1,
         cost_exponent: float = 1.0,
         weight_decay: float = 1e-2,
+        round_to: int = 1,
     ) -> None:
         self.target = check_target(target_mac_reduction)
         if mode not in MODES:
@@ -89,6 +93,9 @@ class Pruner:
             raise PruneConfigError(f"min_keep must be in [0, 1), got {min_keep!r}")
         if weight_decay < 0 or cost_exponent < 0:
             raise PruneConfigError("weight_decay and cost_exponent must be >= 0")
+        if not isinstance(round_to, int) or round_to < 1:
+            raise PruneConfigError(f"round_to must be a positive int, got {round_to!r}")
+        self.round_to = round_to
         ramp_steps = total_steps // 2 if ramp_steps is None else int(ramp_steps)
         self.mode, self.total_steps, self.update_every = mode, total_steps, update_every
         self.min_keep, self.cost_exponent, self.weight_decay = float(min_keep), float(cost_exponent), float(weight_decay)
@@ -108,11 +115,11 @@ class Pruner:
         if not self.groups:
             raise PruneConfigError(f"the modules {list(self.scope)} contain no prunable channel "
                                    "(every group is fixed: module boundaries, coupled outputs, ...)")
-        reachable = self.budget.max_reduction(self.groups)
+        reachable = self.budget.max_reduction(self.groups, round_to)
         if reachable < self.target:
             raise PruneConfigError(
                 f"target_mac_reduction {self.target:.3f} cannot be met: pruning every group down to "
-                f"min_keep={self.min_keep} (and its fixed channels) removes only {reachable:.3f} of "
+                f"min_keep={self.min_keep} (and its fixed channels, round_to={round_to}) removes only {reachable:.3f} of "
                 f"the MACs of {list(self.scope)}")
         total = sum(g.cost * int(g.free.sum()) for g in self.groups)
         self._mean_cost = total / sum(int(g.free.sum()) for g in self.groups)
@@ -201,7 +208,8 @@ class Pruner:
             for ch in ranked[~protected[ranked]].tolist():
                 order.append((float(importance[ch]) / cost, gi, ch))
         order.sort()
-        kept, reduction = self.budget.select(self.groups, [(gi, ch) for _, gi, ch in order], target)
+        kept, reduction = self.budget.select(self.groups, [(gi, ch) for _, gi, ch in order], target,
+                                            round_to=self.round_to)
         flips = 0
         for g in self.groups:
             new = kept[g.module][g.name].to(device=g.mask.device, dtype=g.mask.dtype)

@@ -53,7 +53,8 @@ class PruneConfig:
         crop, batch_size, max_side, max_frames, data, seed, threads: as in TrainConfig.
         frames: frames per training item: an I-frame followed by ``frames - 1`` (>= 2) P-frames.
         analysis_size: (H, W) of the example inputs the channel analysis traces.
-        round_to: kept channels rounded up to multiples of this when compacting.
+        round_to: every pruned group keeps a multiple of this many channels, within the MAC
+            target (the pruner's budget counts the rounded masks).
         log_every: steps between history rows.
     """
 
@@ -148,7 +149,7 @@ def prune_codec(teacher: VideoCodec, config: PruneConfig, progress: bool = True,
     lam = torch.tensor(lambdas, dtype=torch.float32)
     pruner = Pruner.for_codec(student.inter, frame_size=config.analysis_size, target_mac_reduction=config.target,
                               mode=config.mode, total_steps=config.steps,
-                              ramp_steps=int(round(config.ramp * config.steps)))
+                              ramp_steps=int(round(config.ramp * config.steps)), round_to=config.round_to)
     distiller = None
     if config.ald:
         layers = executed_decoder_modules(student, config.crop, config.frames - 1)

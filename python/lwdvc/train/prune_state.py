@@ -25,7 +25,7 @@ def save_prune_state(path: str | os.PathLike, student, pruner, config) -> str:
                         "pruner": pruner.state_dict()}, path)
 
 
-def compact_prune_state(path: str | os.PathLike, round_to: int = 1, verify: bool = True):
+def compact_prune_state(path: str | os.PathLike, round_to: int | None = None, verify: bool = True):
     """Rebuild the masked student of a prune state and compact it.
 
     Returns:
@@ -53,7 +53,7 @@ def compact_prune_state(path: str | os.PathLike, round_to: int = 1, verify: bool
     config = PruneConfig(**json.loads(payload["prune_config"]))
     student = VideoCodec.from_config(json.loads(payload["codec"]))
     pruner = Pruner.for_codec(student.inter, frame_size=config.analysis_size, target_mac_reduction=config.target,
-                              mode=config.mode, total_steps=config.steps)
+                              mode=config.mode, total_steps=config.steps, round_to=config.round_to)
     student.load_state_dict(payload["model"])
     pruner.load_state_dict(payload["pruner"])
     small, report = finalize(pruner, round_to=round_to, verify=verify, return_report=True)
