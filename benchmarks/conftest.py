@@ -39,12 +39,14 @@ _EXTRA: dict[str, dict[str, float]] = defaultdict(dict)
 
 @pytest.fixture
 def record_median():
-    """Call ``record_median(benchmark, group, provider, baseline=..., **extra)`` after a run."""
+    """Call ``record_median(benchmark, group, provider, baseline=..., **extra)`` after a run;
+    ``median=<seconds>`` records a median measured otherwise (e.g. ``interleaved_medians``)."""
 
-    def record(benchmark, group: str, provider: str, baseline: str, **extra: float) -> None:
+    def record(benchmark, group: str, provider: str, baseline: str, median: float | None = None,
+               **extra: float) -> None:
         if benchmark.stats is None:  # --benchmark-disable
             return
-        _MEDIANS[group][provider] = benchmark.stats.stats.median
+        _MEDIANS[group][provider] = benchmark.stats.stats.median if median is None else median
         _BASELINES[group] = baseline
         for key, value in extra.items():
             _EXTRA[f"{group}/{provider}"][key] = value

@@ -11,18 +11,21 @@ For each codec the variants run side by side in one session:
   synthetic budget itself rounding-aware so that every compacted variant loses 65% of the MACs.
 
 The whole decoder is every module of ``decoder_modules()`` run once on its example input (NCHW,
-as the codec passes it). The ratio table at the end reports speed-up = dense median / variant
+as the codec passes it). The variants of a codec are timed in turns (``interleaved_medians``,
+7 rounds), so drift of the machine's speed reaches all of them alike. The ratio table at the end reports speed-up = dense median / variant
 median and efficiency = speed-up / (dense MACs / compacted MACs); docs/results/compact.md also
 gives the efficiencies against ``dense_nhwc``.
 """
 from __future__ import annotations
 
 import copy
+import functools
 
 import pytest
 import torch
 
 from benchmarks.compacted_decoders import build_decoder, mac_ratio
+from benchmarks.interleaved import interleaved_medians
 from lwdvc_kernels.compact import set_memory_format
 
 pytest.importorskip("lwdvc.models", reason="codec models not installed")
@@ -64,10 +67,12 @@ def _run(nets) -> None:
 
 
 @pytest.mark.parametrize("codec", CODECS)
-@pytest.mark.parametrize("variant", ["dense", "dense_nhwc", *VARIANTS])
-def test_decoder_latency(benchmark, record_median, codec, variant):
-    nets, ratio = _nets(codec, variant)
+def test_decoder_latency(benchmark, record_median, codec):
+    variants = {v: _nets(codec, v) for v in ("dense", "dense_nhwc", *VARIANTS)}
+    steps = {v: functools.partial(_run, nets) for v, (nets, _) in variants.items()}
     benchmark.group = f"compact/{codec}"
-    benchmark.pedantic(_run, args=(nets,), rounds=7, warmup_rounds=1)
+    medians = benchmark.pedantic(interleaved_medians, args=(steps, 7), rounds=1, iterations=1)
     dense_gmacs = sum(m.dense_macs for m in _decoder(codec, 1, torch.contiguous_format)) / 1e9
-    record_median(benchmark, f"compact/{codec}", variant, baseline="dense", dense_GMACs=dense_gmacs, mac_ratio=ratio)
+    for variant, (_, ratio) in variants.items():
+        record_median(benchmark, f"compact/{codec}", variant, baseline="dense", median=medians[variant],
+                      dense_GMACs=dense_gmacs, mac_ratio=ratio)

@@ -5,7 +5,9 @@ DCVC, DCVC-HEM and FVC decoders, float32 and bfloat16, frames 448x256 and 960x54
 dense eager float32 decoder, speed-up efficiency (speed-up / MAC ratio), achieved GFLOP/s
 against the conv peak measured first in the same run, and for bfloat16 the SNR of every decoder
 module's output against float32 (worst module). glibc is told to keep freed memory for all
-providers alike (``LWDVC_BENCH_KEEP_MEMORY=0`` turns that off).
+providers alike (``LWDVC_BENCH_KEEP_MEMORY=0`` turns that off). The six providers of a (codec,
+frame) are timed in turns (``interleaved_medians``), so drift of the machine's speed reaches
+them alike.
 Run: ``pytest benchmarks/test_bench_optimize.py --benchmark-only``.
 """
 from __future__ import annotations
@@ -15,14 +17,14 @@ import time
 import pytest
 import torch
 
+from benchmarks.interleaved import interleaved_medians
 from benchmarks.optimize_cases import CODECS, FRAMES, configure_process, decoder, macs, runner, snr_db
 
 configure_process()
 
 PROVIDERS = ("dense-eager-fp32", "compacted-eager-fp32", "compacted-opt-fp32",
              "dense-eager-bf16", "compacted-eager-bf16", "compacted-opt-bf16")
-CASES = [(c, f, p) for c in CODECS for f in FRAMES for p in PROVIDERS]
-_MEDIANS: dict[tuple[str, str], dict[str, float]] = {}
+CASES = [(c, f) for c in CODECS for f in FRAMES]
 _PEAK_GFLOPS: dict[str, float] = {}
 
 
@@ -48,33 +50,32 @@ def test_conv_peak(benchmark, record_median, dt):
                   gflops=_PEAK_GFLOPS[dt])
 
 
-@pytest.mark.parametrize("codec,frame,provider", CASES, ids=[f"{c}-{f[0]}-{p}" for c, f, p in CASES])
-def test_decoder(benchmark, record_median, codec, frame, provider):
+@pytest.mark.parametrize("codec,frame", CASES, ids=[f"{c}-{f[0]}" for c, f in CASES])
+def test_decoder(benchmark, record_median, codec, frame):
     label, height, width = frame
-    kind, mode, dt = provider.split("-")
-    step = runner(codec, height, width, provider)
+    steps = {provider: runner(codec, height, width, provider) for provider in PROVIDERS}
     rounds = 5 if height * width <= 256 * 448 else 3
-    outs = benchmark.pedantic(step, rounds=rounds, warmup_rounds=1)
-    assert len(outs) == len(decoder(codec, height, width))
-    group = f"decoder {codec} {label}"
-    extra = {"gmacs": macs(codec, height, width, kind) / 1e9}
-    if benchmark.stats is not None:
-        median = benchmark.stats.stats.median
-        _MEDIANS.setdefault((codec, label), {})[provider] = median
-        dense = _MEDIANS[(codec, label)].get("dense-eager-fp32")
-        ratio = macs(codec, height, width, "dense") / macs(codec, height, width, "compacted")
-        extra["mac_ratio"] = ratio if kind == "compacted" else 1.0
-        if dense:
-            extra["speedup_vs_dense_fp32"] = dense / median
-            extra["efficiency"] = dense / median / extra["mac_ratio"]
-        extra["gflops"] = 2 * extra["gmacs"] / median
+    benchmark.group = f"decoder {codec} {label}"
+    medians = benchmark.pedantic(interleaved_medians, args=(steps, rounds), rounds=1, iterations=1)
+    dense_macs = macs(codec, height, width, "dense")
+    reference = steps["compacted-eager-fp32"]()
+    assert len(reference) == len(decoder(codec, height, width))
+    for provider in PROVIDERS:
+        kind, _, dt = provider.split("-")
+        median = medians[provider]
+        gmacs = macs(codec, height, width, kind) / 1e9
+        ratio = dense_macs / (gmacs * 1e9)
+        dense = medians["dense-eager-fp32"]
+        extra = {"gmacs": gmacs, "mac_ratio": ratio, "speedup_vs_dense_fp32": dense / median,
+                 "efficiency": dense / median / ratio, "gflops": 2 * gmacs / median}
         if dt in _PEAK_GFLOPS:
             extra["of_conv_peak"] = extra["gflops"] / _PEAK_GFLOPS[dt]
-    if dt == "bf16" and kind == "compacted":
-        reference = runner(codec, height, width, "compacted-eager-fp32")()
-        extra["snr_db_worst"] = min(_output_snr(a, b) for a, b in zip(reference, outs))
-        extra["snr_db_last"] = _output_snr(reference[-1], outs[-1])
-    record_median(benchmark, group, provider, baseline="dense-eager-fp32", **extra)
+        if dt == "bf16" and kind == "compacted":
+            outs = steps[provider]()
+            extra["snr_db_worst"] = min(_output_snr(a, b) for a, b in zip(reference, outs))
+            extra["snr_db_last"] = _output_snr(reference[-1], outs[-1])
+        record_median(benchmark, f"decoder {codec} {label}", provider, baseline="dense-eager-fp32",
+                      median=median, **extra)
 
 
 def _output_snr(reference, other) -> float:
