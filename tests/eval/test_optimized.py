@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from lwdvc.eval import GopSettings, code_sequence, decoder_cost, optimize_codec
+from lwdvc.train import VideoCodec
 from tests.eval.helpers import moving_frames, tiny_codec, tiny_sequence
 
 
@@ -21,8 +22,10 @@ def test_optimized_codec_codes_like_its_source_at_another_frame_size(dtype, tole
     before = {k: v.clone() for k, v in codec.state_dict().items()}
     fast = optimize_codec(codec, dtype, example_size=(64, 64))
     assert all(torch.equal(before[k], v) for k, v in codec.state_dict().items())  # source untouched
-    assert type(fast.inter.decoder_modules()["recon_generation_net"]) is not type(
-        codec.inter.decoder_modules()["recon_generation_net"])
+    routed = fast.inter.decoder_modules()["recon_generation_net"]
+    assert type(routed) is type(codec.inter.decoder_modules()["recon_generation_net"])  # stays in place
+    assert routed.forward is routed._optimised and type(routed._optimised) is not type(routed)
+    assert fast.state_dict().keys() == codec.state_dict().keys()  # the optimised copy is not registered
     frames = moving_frames(2, height=128, width=192, seed=3)  # not the traced 64x64
     plain, optimized = _p_frame(codec, frames), _p_frame(fast, frames)
     error = (plain["recon"] - optimized["recon"].float()).norm() / plain["recon"].norm()
@@ -46,3 +49,17 @@ def test_optimized_codec_rd_and_cost_report_the_source_macs():
 def test_optimize_codec_rejects_a_model_without_a_decoder_scope():
     with pytest.raises(TypeError, match="decoder_modules"):
         optimize_codec(torch.nn.Linear(2, 2))
+
+
+def test_optimized_fvc_still_encodes_with_its_decoder_side_aligner_routed():
+    """FVC's aligner is one decoder module but also serves the encoder (motion estimation)."""
+    torch.manual_seed(0)
+    codec = VideoCodec("fvc", width=0.125).eval()
+    fast = optimize_codec(codec)
+    aligner = fast.inter.aligner
+    assert aligner.forward is aligner._optimised and hasattr(aligner, "motion_estimation")
+    sequence = tiny_sequence(2)
+    plain = code_sequence(codec, sequence, rate=0, settings=GopSettings(gop=2, frames=2))
+    optimized = code_sequence(fast, sequence, rate=0, settings=GopSettings(gop=2, frames=2))
+    assert optimized["psnr"] == pytest.approx(plain["psnr"], abs=1e-3)
+    assert optimized["bpp"] == pytest.approx(plain["bpp"], rel=1e-4)

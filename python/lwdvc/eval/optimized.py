@@ -1,8 +1,8 @@
 """Codecs whose P-frame decoder runs through the inference optimiser (:func:`lwdvc_kernels.optimize`).
 
 ``optimize_codec(codec, dtype=torch.bfloat16)`` returns a copy of a (dense or compacted)
-:class:`lwdvc.train.VideoCodec` in which every module of ``codec.inter.decoder_modules()`` is
-replaced by its optimised version (fused conv epilogues and GDN, channels_last, optional
+:class:`lwdvc.train.VideoCodec` in which every module of ``codec.inter.decoder_modules()``
+forwards its calls to its optimised version (fused conv epilogues and GDN, channels_last, optional
 bfloat16 compute); everything else (I-frame codec, encoder, entropy models) is unchanged. The
 copy codes sequences like the original, so :func:`lwdvc.eval.rd_curve` measures the RD effect
 of the optimisation (e.g. of bfloat16) on real video.
@@ -16,15 +16,10 @@ from torch import nn
 
 import lwdvc_kernels
 
-__all__ = ["optimize_codec", "DTYPES"]
+__all__ = ["optimize_codec", "route_forward", "DTYPES"]
 
 #: Names accepted on the command line for the optimised decoder's compute dtype.
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-
-
-def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, leaf = name.rpartition(".")
-    setattr(root.get_submodule(parent) if parent else root, leaf, module)
 
 
 def optimize_codec(codec, dtype: torch.dtype = torch.float32, example_size: tuple[int, int] = (64, 64),
@@ -56,5 +51,17 @@ def optimize_codec(codec, dtype: torch.dtype = torch.float32, example_size: tupl
     fast.requires_grad_(False)
     examples = fast.inter.decoder_example_inputs(*example_size)
     for name, module in fast.inter.decoder_modules().items():
-        _set_submodule(fast.inter, name, lwdvc_kernels.optimize(module, examples[name], device=device, dtype=dtype))
+        route_forward(module, lwdvc_kernels.optimize(module, examples[name], device=device, dtype=dtype))
     return fast
+
+
+def route_forward(module: nn.Module, replacement: nn.Module) -> None:
+    """Make calls of ``module`` run ``replacement`` instead, in place.
+
+    The module itself stays where it is, with its other methods and submodules (e.g. the
+    encoder-side layers of a decoder module that also serves the encoder); only its ``forward``
+    goes to ``replacement``, which is kept as ``module._optimised`` (not a registered submodule,
+    so state_dict and parameters are unchanged).
+    """
+    object.__setattr__(module, "_optimised", replacement)
+    object.__setattr__(module, "forward", replacement)

@@ -117,11 +117,12 @@ class FVC(nn.Module):
     def decoder_modules(self) -> dict[str, nn.Module]:
         """Decoder-side submodules in decoding order, keyed by their path in the model.
 
-        ``Encoder`` is included: the decoder runs it on the reference frame. The factorized
-        bit estimators (CDF tables, no convolutions) are not.
+        ``Encoder`` is included: the decoder runs it on the reference frame. ``aligner`` runs
+        only its decoder side (offset decoder, deformable convolution, refinement: its
+        ``forward``); its encoder-side layers stay untouched. The factorized bit estimators (CDF
+        tables, no convolutions) are not included.
         """
-        names = ("OffsetPriorDecoder", "EntropyCoding_offsetf.parameters_net", "aligner.offset_decoder",
-                 "Encoder", "aligner.deformable_convolution", "aligner.refine_conv1", "aligner.refine_conv2",
+        names = ("OffsetPriorDecoder", "EntropyCoding_offsetf.parameters_net", "Encoder", "aligner",
                  "resPriorDecoder", "EntropyCoding_residualf.parameters_net", "resDecoder", "Decoder")
         return {name: self.get_submodule(name) for name in names}
 
@@ -136,11 +137,8 @@ class FVC(nn.Module):
         shapes = {
             "OffsetPriorDecoder": [(ch, h64, w64)],
             "EntropyCoding_offsetf.parameters_net": [(2 * ch, h16, w16)],
-            "aligner.offset_decoder": [(ch, h16, w16)],
             "Encoder": [(3, height, width)],
-            "aligner.deformable_convolution": [(nf, h2, w2), (nf, h2, w2)],
-            "aligner.refine_conv1": [(2 * nf, h2, w2)],
-            "aligner.refine_conv2": [(nf, h2, w2)],
+            "aligner": [(nf, h2, w2), (ch, h16, w16)],
             "resPriorDecoder": [(ch, h64, w64)],
             "EntropyCoding_residualf.parameters_net": [(2 * ch, h16, w16)],
             "resDecoder": [(ch, h16, w16)],

@@ -214,16 +214,18 @@ class DeformableAligner(nn.Module):
         x = F.leaky_relu(self.offset_conv3(x), 0.1)
         return self.offset_encoder(x)
 
-    def motion_compensation(self, ref_feature: torch.Tensor, q_offset: torch.Tensor) -> torch.Tensor:
-        """Aligned feature [N, nf, H, W] from the reference feature and the quantised offset
-        latent [N, ch, H/8, W/8]."""
-        return self.refine(self.deform(ref_feature, self.offset_decoder(q_offset)), ref_feature)
+    def forward(self, ref_feature: torch.Tensor, q_offset: torch.Tensor) -> torch.Tensor:
+        """The decoder side: aligned feature [N, nf, H, W] from the reference feature
+        [N, nf, H, W] and the quantised offset latent [N, ch, H/8, W/8].
 
-    def deform(self, ref_feature: torch.Tensor, offset_feature: torch.Tensor) -> torch.Tensor:
-        """Deformable convolution of the reference feature, offsets from ``offset_feature``."""
-        return self.deformable_convolution(ref_feature, offset_feature)
-
-    def refine(self, warped: torch.Tensor, ref_feature: torch.Tensor) -> torch.Tensor:
-        """``warped + lrelu(refine_conv2(lrelu(refine_conv1(cat(warped, ref)))))``."""
+        ``warped = deformable_convolution(ref, offset_decoder(q_offset))``, then
+        ``warped + lrelu(refine_conv2(lrelu(refine_conv1(cat(warped, ref)))))``. One module, so
+        the channels between its layers (offset feature, refinement) are internal to it.
+        """
+        warped = self.deformable_convolution(ref_feature, self.offset_decoder(q_offset))
         x = F.leaky_relu(self.refine_conv1(torch.cat([warped, ref_feature], dim=1)), 0.1)
         return warped + F.leaky_relu(self.refine_conv2(x), 0.1)
+
+    def motion_compensation(self, ref_feature: torch.Tensor, q_offset: torch.Tensor) -> torch.Tensor:
+        """Same as calling the module (see :meth:`forward`)."""
+        return self(ref_feature, q_offset)
