@@ -54,7 +54,7 @@ def test_conv_peak(benchmark, record_median, dt):
 def test_decoder(benchmark, record_median, codec, frame):
     label, height, width = frame
     steps = {provider: runner(codec, height, width, provider) for provider in PROVIDERS}
-    rounds = 5 if height * width <= 256 * 448 else 3
+    rounds = 7 if height * width <= 256 * 448 else 4
     benchmark.group = f"decoder {codec} {label}"
     medians = benchmark.pedantic(interleaved_medians, args=(steps, rounds), rounds=1, iterations=1)
     dense_macs = macs(codec, height, width, "dense")
