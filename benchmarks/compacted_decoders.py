@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 import lwdvc_kernels
-from lwdvc_kernels.compact import ChannelAnalysis, channel_groups
+from lwdvc_kernels.compact import ChannelAnalysis, channel_groups, rounded_count
 
 
 @dataclass
@@ -42,7 +42,7 @@ def _counts(analysis: ChannelAnalysis, keep: float, jitter: torch.Tensor, round_
         floor = n_fixed + max(1, (g.size - n_fixed) // 8)  # never empties one producer of a group
         fraction = min(1.0, max(0.0, keep * float(jitter[i])))
         count = max(floor, min(g.size, round(g.size * fraction)))
-        counts[g.name] = min(g.size, max(round_to, math.ceil(count / round_to) * round_to))  # as compact rounds
+        counts[g.name] = rounded_count(count, g.size, round_to)  # as compact rounds
     return counts
 
 

@@ -5,7 +5,7 @@ Files: ``trace`` (execution tracer), ``graph`` (channel elements and coupling),
 handlers), ``groups`` (groups, members, MAC accounting), ``slicing`` (masking and slicing of
 tensors), ``verify`` (masked vs compacted check), ``compactor`` (public entry points).
 """
-from lwdvc_kernels.compact.compactor import channel_groups, compact, round_masks, set_memory_format
+from lwdvc_kernels.compact.compactor import channel_groups, compact, round_masks, rounded_count, set_memory_format
 from lwdvc_kernels.compact.engine_rules import register_engine_layers
 from lwdvc_kernels.compact.graph import UnsupportedOpError
 from lwdvc_kernels.compact.groups import ChannelAnalysis, ChannelGroup, Member
@@ -15,7 +15,7 @@ from lwdvc_kernels.compact.verify import CompactionMismatch
 register_engine_layers()
 
 __all__ = [
-    "channel_groups", "compact", "round_masks", "set_memory_format", "ChannelAnalysis", "ChannelGroup", "Member",
+    "channel_groups", "compact", "round_masks", "rounded_count", "set_memory_format", "ChannelAnalysis", "ChannelGroup", "Member",
     "ModuleHandler", "register_module_handler", "UnsupportedOpError", "CompactionMismatch",
 ]
 

@@ -16,7 +16,7 @@ from lwdvc_kernels.compact.trace import Tracer
 from lwdvc_kernels.compact.verify import compare_outputs
 from lwdvc_kernels.masking import detach_masks, has_masks, masks_of
 
-__all__ = ["channel_groups", "compact", "round_masks", "set_memory_format"]
+__all__ = ["channel_groups", "compact", "round_masks", "rounded_count", "set_memory_format"]
 
 
 def channel_groups(module: nn.Module, example_inputs: Any) -> ChannelAnalysis:
@@ -41,6 +41,12 @@ def channel_groups(module: nn.Module, example_inputs: Any) -> ChannelAnalysis:
     return build_analysis(tracer.g)
 
 
+def rounded_count(kept: int, size: int, round_to: int) -> int:
+    """The channel count :func:`round_masks` leaves a group of ``size`` that keeps ``kept``:
+    rounded up to a multiple of ``round_to``, at least ``round_to``, at most ``size``."""
+    return min(size, max(round_to, math.ceil(kept / round_to) * round_to))
+
+
 def round_masks(
     model: nn.Module, analysis: ChannelAnalysis, masks: dict[str, torch.Tensor], round_to: int
 ) -> dict[str, torch.Tensor]:
@@ -52,7 +58,7 @@ def round_masks(
     for group in analysis.groups:
         mask = masks[group.name].clone()
         kept = int(mask.sum())
-        target = min(group.size, max(round_to, math.ceil(kept / round_to) * round_to))
+        target = rounded_count(kept, group.size, round_to)
         if target > kept:
             score = unit_importance(model, analysis, group.name)
             score[mask] = -math.inf

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["PrunedGroup", "MacBudget", "producer_layer_floors", "rounded_count"]
+from lwdvc_kernels.compact import rounded_count
+
+__all__ = ["PrunedGroup", "MacBudget", "producer_layer_floors"]
 
 
 @dataclass
@@ -70,12 +72,6 @@ def producer_layer_floors(group, min_keep: float) -> list[tuple[torch.Tensor, in
         if units.numel():
             out.append((units, max(1, math.ceil(min_keep * units.numel()))))
     return out
-
-
-def rounded_count(kept: int, size: int, round_to: int) -> int:
-    """``kept`` rounded up to a multiple of ``round_to`` (at least ``round_to``), capped at ``size``:
-    the count :func:`lwdvc_kernels.compact.round_masks` leaves."""
-    return min(size, max(round_to, math.ceil(kept / round_to) * round_to))
 
 
 def _keep_back(flat: torch.Tensor, pruned: list[tuple[int, int]], groups: list[PrunedGroup],
