@@ -1,0 +1,76 @@
+"""Whole P-frame decode paths (``model.decode``) with dense, compacted or optimised decoder modules.
+
+The per-module benchmarks feed every decoder module NCHW example inputs; a real decoder hands
+each module the previous module's output (channels-last once compacted or optimised). Here the
+codec's own ``decode`` runs on seeded random latents (integers, as entropy decoding yields) and
+a random reference frame, with the decoder modules of the cached benchmark decoders
+(``optimize_cases.decoder`` / ``optimised``) swapped in.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Callable
+
+import torch
+
+from benchmarks.optimize_cases import decoder, optimised
+from lwdvc.eval.optimized import route_forward
+
+
+def _latent(gen: torch.Generator, channels: int, height: int, width: int) -> torch.Tensor:
+    return (torch.randn(1, channels, height, width, generator=gen) * 2).round()
+
+
+def decode_arguments(codec: str, model: torch.nn.Module, height: int, width: int, seed: int = 0) -> tuple:
+    """Positional arguments of ``model.decode`` for a padded ``height`` x ``width`` frame."""
+    gen = torch.Generator().manual_seed(seed)
+    ref = torch.rand(1, 3, height, width, generator=gen)
+    h16, w16, h64, w64 = height // 16, width // 16, height // 64, width // 64
+    if codec == "dcvc":
+        return (ref, _latent(gen, model.channel_N, h64, w64), _latent(gen, model.channel_N, h64, w64),
+                _latent(gen, model.channel_mv, h16, w16), _latent(gen, model.channel_M, h16, w16))
+    if codec == "dcvc_hem":
+        mv_half, m_half = model.channel_mv // 2, model.channel_M // 2
+        return ({"ref_frame": ref}, _latent(gen, model.channel_N, h64, w64), _latent(gen, model.channel_N, h64, w64),
+                [_latent(gen, mv_half, h16, w16) for _ in range(2)], [_latent(gen, m_half, h16, w16) for _ in range(2)])
+    if codec == "fvc":
+        ch = model.channel_offset
+        return (ref, _latent(gen, ch, h16, w16), _latent(gen, ch, h16, w16), _latent(gen, ch, h64, w64),
+                _latent(gen, ch, h64, w64))
+    raise ValueError(f"no decode path for codec {codec!r}")
+
+
+def _with_modules(model: torch.nn.Module, modules: dict[str, torch.nn.Module]) -> torch.nn.Module:
+    out = copy.deepcopy(model)
+    for name, module in modules.items():
+        parent, _, leaf = name.rpartition(".")
+        setattr(out.get_submodule(parent) if parent else out, leaf, module)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def decode_models(codec: str, height: int, width: int) -> dict[str, torch.nn.Module]:
+    """``{"dense", "compacted", "optimised"}`` codecs sharing the benchmark decoders' weights."""
+    from lwdvc.models import build
+
+    torch.manual_seed(0)  # the seed build_decoder uses: the same dense weights
+    dense = build(codec).eval()
+    modules = decoder(codec, height, width)
+    compacted = _with_modules(dense, {m.name: m.compacted for m in modules})
+    fast = _with_modules(dense, {m.name: copy.deepcopy(m.compacted) for m in modules})
+    for m, opt in zip(modules, optimised(codec, height, width, None)):
+        route_forward(fast.get_submodule(m.name), opt)
+    return {"dense": dense, "compacted": compacted, "optimised": fast}
+
+
+def decode_step(codec: str, height: int, width: int, variant: str) -> Callable[[], torch.Tensor]:
+    """A no-argument callable decoding one P-frame; returns the reconstruction before clamping."""
+    model = decode_models(codec, height, width)[variant]
+    args = decode_arguments(codec, model, height, width)
+
+    def step() -> torch.Tensor:
+        with torch.inference_mode():
+            return model.decode(*args)["recon_image_preclamp"]
+
+    return step
