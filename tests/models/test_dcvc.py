@@ -55,3 +55,36 @@ def test_matches_official(model, reference, key):
 def test_cases_cover_every_decoder_module(model):
     covered = set(CASES)
     assert set(model.decoder_modules()) <= covered | {"feature_extract"}
+
+
+def _raster_decode(symbols, params, context_conv, entropy_parameters):
+    """Position-by-position reference of DCVC's autoregressive decoding."""
+    pad = 2
+    _, c, h_size, w_size = symbols.shape
+    y_hat = symbols.new_zeros(1, c, h_size + 4, w_size + 4)
+    scales = symbols.new_zeros(1, c, h_size, w_size)
+    weight = context_conv.masked_weight()
+    for h in range(h_size):
+        for w in range(w_size):
+            ctx = torch.nn.functional.conv2d(y_hat[:, :, h:h + 5, w:w + 5], weight, context_conv.bias)
+            means, scale = entropy_parameters(torch.cat((params[:, :, h:h + 1, w:w + 1], ctx), 1)).chunk(2, 1)
+            y_hat[:, :, h + pad:h + pad + 1, w + pad:w + pad + 1] = symbols[:, :, h:h + 1, w:w + 1] + means
+            scales[:, :, h:h + 1, w:w + 1] = scale
+    return y_hat[:, :, pad:-pad, pad:-pad], scales
+
+
+def test_wavefront_decoding_equals_raster_order():
+    torch.manual_seed(1)
+    small = build("dcvc", width=0.125).eval()
+    for conv in (small.auto_regressive, small.entropy_parameters):
+        for p in conv.parameters():
+            torch.nn.init.normal_(p, std=0.2)  # contexts matter: errors would propagate
+    c = small.channel_M
+    symbols = (torch.randn(1, c, 5, 9) * 3).round()
+    params = torch.randn(1, 2 * c, 5, 9)
+    with torch.no_grad():
+        got = small._decode_autoregressive(symbols, params, small.auto_regressive, small.entropy_parameters)
+        expected = _raster_decode(symbols, params, small.auto_regressive, small.entropy_parameters)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert float(got[0].abs().sum()) > 0 and not torch.equal(got[0], symbols)  # means were added
