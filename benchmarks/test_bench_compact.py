@@ -12,9 +12,9 @@ For each codec the variants run side by side in one session:
 
 The whole decoder is every module of ``decoder_modules()`` run once on its example input (NCHW,
 as the codec passes it). The variants of a codec are timed in turns (``interleaved_medians``,
-7 rounds), so drift of the machine's speed reaches all of them alike. The ratio table at the end reports speed-up = dense median / variant
-median and efficiency = speed-up / (dense MACs / compacted MACs); docs/results/compact.md also
-gives the efficiencies against ``dense_nhwc``.
+7 rounds), so drift of the machine's speed reaches all of them alike. The ratio table at the end
+reports speed-up = dense median / variant median and efficiency = speed-up / (dense MACs /
+compacted MACs); docs/results/compact.md also gives the efficiencies against ``dense_nhwc``.
 """
 from __future__ import annotations
 

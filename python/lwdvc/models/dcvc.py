@@ -169,7 +169,7 @@ class DCVC(nn.Module):
         scales = symbols.new_zeros(1, channels, height, width)
         weight = context_conv.masked_weight()
         for t in range(3 * (height - 1) + width):
-            rows = [h for h in range(max(0, (t - width + 3) // 3), min(height, t // 3 + 1)) if 0 <= t - 3 * h < width]
+            rows = [h for h in range(height) if 0 <= t - 3 * h < width]
             hs = torch.tensor(rows)
             ws = t - 3 * hs
             crops = torch.stack([y_hat[0, :, h:h + _AR_KERNEL, w:w + _AR_KERNEL] for h, w in zip(rows, ws.tolist())])
