@@ -72,6 +72,34 @@ def test_channels_last_keeps_layout(backend, dtype, case):
     torch.testing.assert_close(got.double(), want, atol=atol, rtol=rtol)
 
 
+# channels_last epilogues that oneDNN cannot fuse alone (activation before the residual sum, or a
+# PixelShuffle): the CPU kernel reorders the weight sub-pixel-major and finishes in one vector pass.
+CHANNELS_LAST_SPLIT_CASES = [
+    (5, 7, 3, 1, 1, 1, 1, "leaky_relu", 1, True),
+    (6, 12, 3, 1, 1, 1, 1, "relu", 2, True),
+    (6, 27, 1, 1, 0, 1, 1, "leaky_relu", 3, False),
+    (4, 8, 3, 2, 1, 1, 1, "none", 2, True),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("residual_channels_last", [True, False], ids=["res_nhwc", "res_nchw"])
+@pytest.mark.parametrize("case", CHANNELS_LAST_SPLIT_CASES,
+                         ids=["act+res", "shuffle+act+res", "shuffle3+act", "strided-shuffle+res"])
+def test_channels_last_conv_then_vector_pass(dtype, residual_channels_last, case):
+    x, w, b, r, kw = make_case(case, dtype, seed=3, height=9, width=11, channels_last=True)
+    w = w.contiguous(memory_format=torch.channels_last)
+    if r is not None and residual_channels_last:
+        r = r.contiguous(memory_format=torch.channels_last)
+    got = ops.conv2d_epilogue(x, w, b, r, **kw)
+    assert got.is_contiguous(memory_format=torch.channels_last) and got.dtype == dtype
+    want = oracle(x, w, b, r, kw["stride"], kw["padding"], kw["dilation"], kw["groups"], kw["activation"],
+                  kw["negative_slope"], kw["upscale"])
+    atol, rtol = CONV_TOLERANCE[dtype]
+    torch.testing.assert_close(got.double(), want, atol=atol, rtol=rtol)
+    assert r is None or not torch.equal(got, ops.conv2d_epilogue(x, w, b, None, **kw))  # the residual counts
+
+
 def test_float64_and_no_bias():
     x, w, _, r, kw = make_case(CASES[2], torch.float64)
     got = ops.conv2d_epilogue(x, w, None, r, **kw)

@@ -3,8 +3,11 @@
 // * No shuffle, and either no residual or no activation: one oneDNN call with the bias and the
 //   activation (or the residual sum) as post-ops (mkldnn::_convolution_pointwise), so the
 //   output is written once.
-// * Otherwise: the convolution with its bias, then one pass that applies the activation, adds
-//   the residual and stores into the PixelShuffle layout (in place when there is no shuffle).
+// * channels_last, groups == 1, otherwise: oneDNN with the bias and activation as post-ops,
+//   the weight's output channels reordered sub-pixel-major so that the PixelShuffle store (and
+//   the residual sum) is one vectorised pass over contiguous blocks (ATen's strided copy / add).
+// * Anything else: the convolution with its bias, then one scalar pass that applies the
+//   activation, adds the residual and stores into the PixelShuffle layout.
 // The output keeps the input's memory format (NCHW or channels_last).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -80,6 +83,99 @@ bool onednn_applies(const at::Tensor& input) {
 
 std::vector<int64_t> to_vector(at::IntArrayRef v) { return {v.begin(), v.end()}; }
 
+// One oneDNN convolution with the bias and either the activation or the residual sum as
+// post-ops (never both: oneDNN's fused op applies a unary post-op after the sum, the epilogue
+// needs it before). Output in `format`; nullopt when the fused op is not registered.
+std::optional<at::Tensor> onednn_convolution(const at::Tensor& input, const at::Tensor& weight,
+                                             const std::optional<at::Tensor>& bias,
+                                             const std::optional<at::Tensor>& residual, at::IntArrayRef stride,
+                                             at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                             const std::string& activation, double negative_slope,
+                                             at::MemoryFormat format) {
+  const bool binary = residual.has_value();
+  const auto op = onednn_conv(binary ? "binary" : "");
+  if (!op.has_value()) return std::nullopt;
+  std::vector<c10::IValue> stack;
+  stack.emplace_back(input);
+  if (binary) stack.emplace_back(residual->contiguous(format));
+  stack.emplace_back(weight.contiguous(format));
+  stack.emplace_back(bias.has_value() ? c10::IValue(*bias) : c10::IValue());
+  stack.emplace_back(to_vector(padding));
+  stack.emplace_back(to_vector(stride));
+  stack.emplace_back(to_vector(dilation));
+  stack.emplace_back(groups);
+  c10::List<std::optional<at::Scalar>> scalars;
+  if (activation == "leaky_relu") scalars.push_back(at::Scalar(negative_slope));
+  if (binary) {
+    stack.emplace_back(std::string("add"));
+    stack.emplace_back(c10::IValue());  // alpha
+    stack.emplace_back(c10::IValue());  // no unary post-op after the sum
+    stack.emplace_back(scalars);
+    stack.emplace_back(c10::IValue());
+  } else {
+    stack.emplace_back(activation);
+    stack.emplace_back(scalars);
+    stack.emplace_back(std::string(""));
+  }
+  op->callBoxed(&stack);
+  return stack[0].toTensor().contiguous(format);
+}
+
+// Output channel order that makes PixelShuffle(r) a copy of contiguous blocks in channels_last:
+// position sub * C + oc holds conv channel oc * r^2 + sub (C = out_channels / r^2).
+at::Tensor sub_pixel_major_order(int64_t out_channels, int64_t r, const at::TensorOptions& options) {
+  const int64_t rr = r * r;
+  return at::arange(out_channels, options.dtype(at::kLong)).view({out_channels / rr, rr}).t().reshape({-1});
+}
+
+// PixelShuffle(r) of y [N, r^2*C, H, W] (channels_last, channels in sub-pixel-major order) plus
+// the optional residual [N, C, H*r, W*r] into a new channels_last tensor. Both are viewed as
+// [N, H, W, dy, dx*C + oc]: for each input pixel and sub-pixel row dy the r*C values are
+// contiguous in y and in the output, so the pass is a vectorised strided copy (or add).
+at::Tensor shuffle_sub_pixel_major(const at::Tensor& y, const std::optional<at::Tensor>& residual, int64_t r) {
+  const int64_t n = y.size(0), channels = y.size(1) / (r * r), h = y.size(2), w = y.size(3);
+  auto out = at::empty({n, channels, h * r, w * r}, y.options().memory_format(at::MemoryFormat::ChannelsLast));
+  const std::vector<int64_t> sizes{n, h, w, r, r * channels};
+  const std::vector<int64_t> y_strides{h * w * r * r * channels, w * r * r * channels, r * r * channels,
+                                       r * channels, 1};
+  const std::vector<int64_t> out_strides{h * r * w * r * channels, r * w * r * channels, r * channels,
+                                         w * r * channels, 1};
+  auto out_view = out.as_strided(sizes, out_strides);
+  const auto y_view = y.as_strided(sizes, y_strides);
+  if (residual.has_value()) {
+    const auto res = residual->contiguous(at::MemoryFormat::ChannelsLast);
+    at::add_out(out_view, y_view, res.as_strided(sizes, out_strides));
+  } else {
+    out_view.copy_(y_view);
+  }
+  return out;
+}
+
+// channels_last, groups == 1, and an epilogue oneDNN cannot fuse alone (a PixelShuffle, or an
+// activation before the residual sum): the conv with bias and activation in oneDNN, then one
+// vectorised pass for the residual sum and the shuffle. nullopt when oneDNN is unavailable.
+std::optional<at::Tensor> conv_then_vector_pass(const at::Tensor& input, const at::Tensor& weight,
+                                                const std::optional<at::Tensor>& bias,
+                                                const std::optional<at::Tensor>& residual, at::IntArrayRef stride,
+                                                at::IntArrayRef padding, at::IntArrayRef dilation,
+                                                const std::string& activation, double negative_slope,
+                                                int64_t upscale) {
+  const auto format = at::MemoryFormat::ChannelsLast;
+  if (upscale == 1) {
+    auto y = onednn_convolution(input, weight, bias, std::nullopt, stride, padding, dilation, 1, activation,
+                                negative_slope, format);
+    if (y.has_value() && residual.has_value()) y->add_(residual->contiguous(format));
+    return y;
+  }
+  const auto order = sub_pixel_major_order(weight.size(0), upscale, weight.options());
+  std::optional<at::Tensor> reordered_bias;
+  if (bias.has_value()) reordered_bias = bias->index_select(0, order);
+  const auto y = onednn_convolution(input, weight.index_select(0, order), reordered_bias, std::nullopt, stride,
+                                    padding, dilation, 1, activation, negative_slope, format);
+  if (!y.has_value()) return std::nullopt;
+  return shuffle_sub_pixel_major(*y, residual, upscale);
+}
+
 at::Tensor conv2d_epilogue_cpu(const at::Tensor& input, const at::Tensor& weight,
                                const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& residual,
                                at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
@@ -91,33 +187,17 @@ at::Tensor conv2d_epilogue_cpu(const at::Tensor& input, const at::Tensor& weight
   const auto format = input.suggest_memory_format();
   const std::string act_name(activation);
 
-  if (upscale == 1 && onednn_applies(input) && (!residual.has_value() || act == Activation::kNone)) {
-    const bool binary = residual.has_value();
-    if (auto op = onednn_conv(binary ? "binary" : "")) {
-      std::vector<c10::IValue> stack;
-      stack.emplace_back(input);
-      if (binary) stack.emplace_back(residual->contiguous(format));
-      stack.emplace_back(weight.contiguous(format));
-      stack.emplace_back(bias.has_value() ? c10::IValue(*bias) : c10::IValue());
-      stack.emplace_back(to_vector(padding));
-      stack.emplace_back(to_vector(stride));
-      stack.emplace_back(to_vector(dilation));
-      stack.emplace_back(groups);
-      c10::List<std::optional<at::Scalar>> scalars;
-      if (act == Activation::kLeakyRelu) scalars.push_back(at::Scalar(negative_slope));
-      if (binary) {
-        stack.emplace_back(std::string("add"));
-        stack.emplace_back(c10::IValue());  // alpha
-        stack.emplace_back(c10::IValue());  // no unary post-op after the sum
-        stack.emplace_back(scalars);
-        stack.emplace_back(c10::IValue());
-      } else {
-        stack.emplace_back(act_name == "none" ? std::string("none") : act_name);
-        stack.emplace_back(scalars);
-        stack.emplace_back(std::string(""));
+  if (onednn_applies(input)) {
+    if (upscale == 1 && (!residual.has_value() || act == Activation::kNone)) {
+      if (auto y = onednn_convolution(input, weight, bias, residual, stride, padding, dilation, groups, act_name,
+                                      negative_slope, format)) {
+        return *y;
       }
-      op->callBoxed(&stack);
-      return stack[0].toTensor().contiguous(format);
+    } else if (format == at::MemoryFormat::ChannelsLast && groups == 1) {
+      if (auto y = conv_then_vector_pass(input, weight, bias, residual, stride, padding, dilation, act_name,
+                                         negative_slope, upscale)) {
+        return *y;
+      }
     }
   }
 
