@@ -17,6 +17,10 @@ from lwdvc_kernels.ops.deform_conv2d import KERNEL_DTYPES as DEFORM_CONV_KERNEL_
 
 __all__ = ["BoundaryCast", "Float32Island", "keep_freed_memory", "needs_float32", "to_cpu_layout"]
 
+# glibc's mallopt parameters (malloc.h) and the largest value its int argument carries.
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+LARGEST_TRIM_THRESHOLD = 2**31 - 1
+
 
 def needs_float32(module: nn.Module, dtype: torch.dtype | None) -> bool:
     """True for a layer without a kernel for ``dtype``: the deformable conv (torchvision's kernels
@@ -133,9 +137,10 @@ def keep_freed_memory() -> bool:
     By default every tensor above the mmap threshold (32 MiB at most) is a fresh ``mmap`` whose
     pages fault in on first touch, and freed heap tops are trimmed: measured here, that costs
     a dense decoder a third of its time (1482 -> 891 ms CPU time for a 448x256 frame). This
-    sets ``M_MMAP_MAX = 0`` and a 16 GiB ``M_TRIM_THRESHOLD`` for the whole process (the same as
-    ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=17179869184`` in the environment, or a caching
-    allocator such as jemalloc). The process then keeps its peak memory. Opt-in.
+    sets ``M_MMAP_MAX = 0`` and the largest ``M_TRIM_THRESHOLD`` mallopt takes (2 GiB - 1) for
+    the whole process (the same as ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647`` in
+    the environment, or a caching allocator such as jemalloc). The process then keeps its peak
+    memory. Opt-in.
 
     Returns:
         True when glibc accepted both settings (False on other C libraries).
@@ -149,5 +154,6 @@ def keep_freed_memory() -> bool:
     libc = ctypes.CDLL(name)
     if not hasattr(libc, "mallopt"):
         return False
-    m_trim_threshold, m_mmap_max = -1, -4
-    return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 16 << 30))
+    libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]  # int mallopt(int param, int value)
+    libc.mallopt.restype = ctypes.c_int
+    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, LARGEST_TRIM_THRESHOLD))
