@@ -75,16 +75,18 @@ def _raster_decode(symbols, params, context_conv, entropy_parameters):
 
 def test_wavefront_decoding_equals_raster_order():
     torch.manual_seed(1)
-    small = build("dcvc", width=0.125).eval()
+    # float64, so that the comparison checks the decoding order and the tap gathering, not the
+    # summation order of float32 matrix products (errors would propagate through the contexts).
+    small = build("dcvc", width=0.125).eval().double()
     for conv in (small.auto_regressive, small.entropy_parameters):
         for p in conv.parameters():
             torch.nn.init.normal_(p, std=0.2)  # contexts matter: errors would propagate
     c = small.channel_M
-    symbols = (torch.randn(1, c, 5, 9) * 3).round()
-    params = torch.randn(1, 2 * c, 5, 9)
+    symbols = (torch.randn(1, c, 5, 9, dtype=torch.float64) * 3).round()
+    params = torch.randn(1, 2 * c, 5, 9, dtype=torch.float64)
     with torch.no_grad():
         got = small._decode_autoregressive(symbols, params, small.auto_regressive, small.entropy_parameters)
         expected = _raster_decode(symbols, params, small.auto_regressive, small.entropy_parameters)
     for a, b in zip(got, expected):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
     assert float(got[0].abs().sum()) > 0 and not torch.equal(got[0], symbols)  # means were added

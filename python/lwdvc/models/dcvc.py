@@ -168,14 +168,19 @@ class DCVC(nn.Module):
         y_hat = symbols.new_zeros(1, channels, height + 2 * pad, width + 2 * pad)
         scales = symbols.new_zeros(1, channels, height, width)
         weight = context_conv.masked_weight()
+        # Only the taps the mask keeps (12 of 25) read anything: the context of a wavefront is one
+        # matrix product [n, C*T] @ [C*T, 2C] over those taps, gathered with one index.
+        taps = weight.detach().abs().amax(dim=(0, 1)).nonzero()  # [T, 2] (row, column) in the kernel
+        tap_weight = weight[:, :, taps[:, 0], taps[:, 1]].flatten(1).t().contiguous()  # [C*T, 2C]
         for t in range(3 * (height - 1) + width):
-            rows = [h for h in range(height) if 0 <= t - 3 * h < width]
-            hs = torch.tensor(rows)
+            hs = torch.tensor([h for h in range(height) if 0 <= t - 3 * h < width])
             ws = t - 3 * hs
-            crops = torch.stack([y_hat[0, :, h:h + _AR_KERNEL, w:w + _AR_KERNEL] for h, w in zip(rows, ws.tolist())])
-            ctx = F.conv2d(crops, weight, context_conv.bias)  # [n, 2C, 1, 1]
-            local = params[0][:, hs, ws].T[:, :, None, None]  # [n, P, 1, 1]
-            means, scale = entropy_parameters(torch.cat((local, ctx), 1)).chunk(2, 1)
+            patches = y_hat[0][:, hs[:, None] + taps[:, 0], ws[:, None] + taps[:, 1]]  # [C, n, T]
+            patches = patches.permute(1, 0, 2).reshape(len(hs), -1)
+            ctx = patches @ tap_weight if context_conv.bias is None else \
+                torch.addmm(context_conv.bias, patches, tap_weight)  # [n, 2C]
+            local = params[0][:, hs, ws].T  # [n, P]
+            means, scale = entropy_parameters(torch.cat((local, ctx), 1)[:, :, None, None]).chunk(2, 1)
             y_hat[0][:, hs + pad, ws + pad] = symbols[0][:, hs, ws] + means[:, :, 0, 0].T
             scales[0][:, hs, ws] = scale[:, :, 0, 0].T
         return y_hat[:, :, pad:-pad, pad:-pad], scales
