@@ -100,6 +100,28 @@ def test_channels_last_conv_then_vector_pass(dtype, residual_channels_last, case
     assert r is None or not torch.equal(got, ops.conv2d_epilogue(x, w, b, None, **kw))  # the residual counts
 
 
+# 1x1 convolutions on few pixels (latents decoded a few positions at a time) run as one matrix
+# product on CPU: batches of 1x1 maps and small maps, both layouts, every epilogue but the shuffle.
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("channels_last", [True, False], ids=["nhwc", "nchw"])
+@pytest.mark.parametrize("batch,height,width", [(13, 1, 1), (1, 4, 6), (2, 8, 8)])
+@pytest.mark.parametrize("activation,with_residual", [("leaky_relu", True), ("relu", False), ("none", True)])
+def test_pointwise_on_few_pixels(dtype, channels_last, batch, height, width, activation, with_residual):
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(batch, 24, height, width, generator=g).to(dtype)
+    w = (torch.randn(20, 24, 1, 1, generator=g) / 24**0.5).to(dtype)
+    b = torch.randn(20, generator=g).to(dtype)
+    r = torch.randn(batch, 20, height, width, generator=g).to(dtype) if with_residual else None
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    got = ops.conv2d_epilogue(x, w, b, r, activation=activation, negative_slope=0.1)
+    want = oracle(x, w, b, r, 1, 0, 1, 1, activation, 0.1, 1)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    assert got.shape == want.shape and got.dtype == dtype and got.is_contiguous(memory_format=layout)
+    atol, rtol = CONV_TOLERANCE[dtype]
+    torch.testing.assert_close(got.double(), want, atol=atol, rtol=rtol)
+
+
 def test_float64_and_no_bias():
     x, w, _, r, kw = make_case(CASES[2], torch.float64)
     got = ops.conv2d_epilogue(x, w, None, r, **kw)
