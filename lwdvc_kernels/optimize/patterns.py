@@ -2,7 +2,8 @@
 
 The module is traced with ``torch.fx`` (engine layers such as GDN, DeformConv2d and MaskedConv2d
 stay leaves) and shapes are propagated with the example inputs. A *conv chain* starts at a
-``Conv2d`` and absorbs, while each intermediate result has exactly one user:
+``Conv2d`` (or at a stride-s ``ConvTranspose2d`` with few output channels, rewritten as a conv
+plus PixelShuffle(s) where that is faster, see :mod:`lwdvc_kernels.optimize.subpixel`) and absorbs, while each intermediate result has exactly one user:
 an activation (ReLU / LeakyReLU, module or function) and a PixelShuffle in either order, then a
 same-shape, same-dtype ``+`` of another tensor (the residual). The chain becomes one
 :class:`FusedConv2d` call placed where the chain ended. GDN/IGDN modules become
@@ -21,6 +22,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from lwdvc_kernels.nn import GDN, DeformConv2d, MaskedConv2d
 from lwdvc_kernels.optimize.fused import FusedConv2d, FusedGDN, conv_is_fusable
+from lwdvc_kernels.optimize.subpixel import subpixel_conv, subpixel_slower_reason, subpixel_unsupported_reason
 
 __all__ = ["FusionReport", "fuse_module"]
 
@@ -92,6 +94,24 @@ def _only_user(node: fx.Node) -> fx.Node | None:
     return users[0] if len(users) == 1 else None
 
 
+def _chain_start(node: fx.Node, module: nn.Module, report: FusionReport) -> tuple[nn.Conv2d, int, str] | None:
+    """(conv, upscale it starts with, description) for a node a conv chain can start at, else None."""
+    if isinstance(module, nn.ConvTranspose2d):
+        reason = subpixel_unsupported_reason(module) or subpixel_slower_reason(module)
+        if reason is None and (len(node.args) != 1 or node.kwargs):
+            reason = "called with an output size"
+        if reason is not None:
+            report.skipped.append(f"{node.target}: ConvTranspose2d kept ({reason})")
+            return None
+        return subpixel_conv(module), module.stride[0], "transposed conv as sub-pixel conv"
+    if not isinstance(module, nn.Conv2d):
+        return None
+    if not conv_is_fusable(module):
+        report.skipped.append(f"{node.target}: {type(module).__name__} padding_mode={module.padding_mode}")
+        return None
+    return module, 1, "conv"
+
+
 def _fuse_graph(gm: fx.GraphModule, backend: str, report: FusionReport) -> None:
     modules = dict(gm.named_modules())
     graph = gm.graph
@@ -105,12 +125,11 @@ def _fuse_graph(gm: fx.GraphModule, backend: str, report: FusionReport) -> None:
             report.fused.append(f"{node.target}: GDN(inverse={module.inverse})")
             node.target = fused_name
             continue
-        if not isinstance(module, nn.Conv2d):
+        start = _chain_start(node, module, report)
+        if start is None:
             continue
-        if not conv_is_fusable(module):
-            report.skipped.append(f"{node.target}: {type(module).__name__} padding_mode={module.padding_mode}")
-            continue
-        activation, slope, upscale, residual = "none", 0.01, 1, None
+        conv, upscale, kind = start
+        activation, slope, residual = "none", 0.01, None
         chain, last = [node], node
         while (user := _only_user(last)) is not None:
             if activation == "none" and (act := _activation(user, modules)) is not None:
@@ -127,7 +146,7 @@ def _fuse_graph(gm: fx.GraphModule, backend: str, report: FusionReport) -> None:
             chain.append(user)
             last = user
         fused_name = node.target.replace(".", "_") + "_fused"
-        gm.add_submodule(fused_name, FusedConv2d(module, activation, slope, upscale, backend))
+        gm.add_submodule(fused_name, FusedConv2d(conv, activation, slope, upscale, backend))
         with graph.inserting_after(last):
             args = (node.args[0],) if residual is None else (node.args[0], residual)
             fused = graph.call_module(fused_name, args)
@@ -137,7 +156,7 @@ def _fuse_graph(gm: fx.GraphModule, backend: str, report: FusionReport) -> None:
             graph.erase_node(dead)
         parts = [p for p, on in (("act=" + activation, activation != "none"), (f"shuffle x{upscale}", upscale > 1),
                                  ("+residual", residual is not None)) if on]
-        report.fused.append(f"{node.target}: conv" + "".join(f" + {p}" for p in parts))
+        report.fused.append(f"{node.target}: {kind}" + "".join(f" + {p}" for p in parts))
     graph.lint()
     gm.delete_all_unused_submodules()
     gm.recompile()
