@@ -2,7 +2,7 @@
 
 Measured on the project's CPU (see docs/results/optimize.md): oneDNN convolutions run faster in
 channels_last than in NCHW for the irregular channel counts a compacted decoder has, and in
-bfloat16 channels_last they use AMX; in NCHW bfloat16 they do not. So the CPU strategy keeps
+bfloat16 channels_last they use the AVX512-BF16 dot products; in NCHW bfloat16 they do not. So the CPU strategy keeps
 every 4-D activation in channels_last and, when asked, in bfloat16, converting only at the
 decoder module's boundary.
 """

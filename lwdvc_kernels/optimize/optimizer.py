@@ -49,7 +49,7 @@ def optimize(
         example_inputs: one tensor or a tuple of positional inputs (any small spatial size that
             the module accepts); used for tracing shapes and for the verification.
         device: ``"cpu"`` or a CUDA device; the copy is moved there.
-        dtype: compute dtype (None keeps float32; ``torch.bfloat16`` uses AMX on this CPU).
+        dtype: compute dtype (None keeps float32; ``torch.bfloat16`` uses AVX512-BF16 on this CPU).
         channels_last: default True on CPU, False on CUDA.
         backend: ops backend of the fused layers (``"auto"``, ``"reference"``, ``"triton"``).
         verify: run both modules on ``example_inputs`` and raise :class:`OptimizationMismatch`
