@@ -49,19 +49,32 @@ def _with_modules(model: torch.nn.Module, modules: dict[str, torch.nn.Module]) -
     return out
 
 
+def _optimised_codec(dense: torch.nn.Module, codec: str, height: int, width: int, round_to: int) -> torch.nn.Module:
+    """A copy of ``dense`` whose decoder modules route to the optimised compacted ones."""
+    modules = decoder(codec, height, width, round_to)
+    fast = _with_modules(dense, {m.name: copy.deepcopy(m.compacted) for m in modules})
+    for m, opt in zip(modules, optimised(codec, height, width, None, round_to)):
+        route_forward(fast.get_submodule(m.name), opt)
+    return fast
+
+
+# Variants: the dense codec, its compacted modules (eager), the optimised ones, and the optimised
+# ones of the round_to=16 masks (same MAC reduction, channel counts multiples of 16).
+VARIANTS = ("dense", "compacted", "optimised", "optimised_r16")
+ROUND_TO = {"dense": 1, "compacted": 1, "optimised": 1, "optimised_r16": 16}
+
+
 @functools.lru_cache(maxsize=None)
 def decode_models(codec: str, height: int, width: int) -> dict[str, torch.nn.Module]:
-    """``{"dense", "compacted", "optimised"}`` codecs sharing the benchmark decoders' weights."""
+    """``{variant: codec}`` for :data:`VARIANTS`, sharing the benchmark decoders' weights."""
     from lwdvc.models import build
 
     torch.manual_seed(0)  # the seed build_decoder uses: the same dense weights
     dense = build(codec).eval()
-    modules = decoder(codec, height, width)
-    compacted = _with_modules(dense, {m.name: m.compacted for m in modules})
-    fast = _with_modules(dense, {m.name: copy.deepcopy(m.compacted) for m in modules})
-    for m, opt in zip(modules, optimised(codec, height, width, None)):
-        route_forward(fast.get_submodule(m.name), opt)
-    return {"dense": dense, "compacted": compacted, "optimised": fast}
+    compacted = _with_modules(dense, {m.name: m.compacted for m in decoder(codec, height, width)})
+    return {"dense": dense, "compacted": compacted,
+            "optimised": _optimised_codec(dense, codec, height, width, 1),
+            "optimised_r16": _optimised_codec(dense, codec, height, width, 16)}
 
 
 def decode_step(codec: str, height: int, width: int, variant: str) -> Callable[[], torch.Tensor]:
