@@ -24,6 +24,7 @@
 
 #include "../common/conv2d_epilogue.h"
 #include "../common/fused_checks.h"
+#include "onednn_linear.h"
 
 namespace lwdvc {
 namespace {
@@ -191,30 +192,20 @@ bool is_pointwise_on_few_pixels(const at::Tensor& weight, at::IntArrayRef stride
 }
 
 // y = act(rows @ W^T + b) (+ residual) with rows = the input's pixels [N*H*W, Cin], through
-// oneDNN's linear op with the activation as post-op; output in `format`. nullopt when the op
-// is not registered.
+// oneDNN's linear op with the activation as post-op; output in `format`. nullopt when oneDNN
+// has no such kernel here.
 std::optional<at::Tensor> pointwise_as_matrix_product(const at::Tensor& input, const at::Tensor& weight,
                                                       const std::optional<at::Tensor>& bias,
                                                       const std::optional<at::Tensor>& residual,
                                                       const std::string& activation, double negative_slope,
                                                       at::MemoryFormat format) {
-  static const auto linear = c10::Dispatcher::singleton().findSchema({"mkldnn::_linear_pointwise", ""});
-  if (!linear.has_value()) return std::nullopt;
   const int64_t n = input.size(0), channels = input.size(1), h = input.size(2), w = input.size(3);
   const int64_t out_channels = weight.size(0);
-  std::vector<c10::IValue> stack;
-  stack.emplace_back(input.permute({0, 2, 3, 1}).reshape({-1, channels}));
-  stack.emplace_back(weight.reshape({out_channels, channels}).contiguous());
-  stack.emplace_back(bias.has_value() ? c10::IValue(*bias) : c10::IValue());
-  stack.emplace_back(activation);
-  c10::List<std::optional<at::Scalar>> scalars;
-  if (activation == "leaky_relu") scalars.push_back(at::Scalar(negative_slope));
-  stack.emplace_back(scalars);
-  stack.emplace_back(std::string(""));
-  linear->callBoxed(&stack);
-  auto rows = stack[0].toTensor();  // [N*H*W, Cout]
-  if (residual.has_value()) rows.add_(residual->permute({0, 2, 3, 1}).reshape({-1, out_channels}));
-  return rows.view({n, h, w, out_channels}).permute({0, 3, 1, 2}).contiguous(format);
+  auto rows = onednn_linear(input.permute({0, 2, 3, 1}).reshape({-1, channels}),
+                            weight.reshape({out_channels, channels}).contiguous(), bias, activation, negative_slope);
+  if (!rows.has_value()) return std::nullopt;  // [N*H*W, Cout]
+  if (residual.has_value()) rows->add_(residual->permute({0, 2, 3, 1}).reshape({-1, out_channels}));
+  return rows->view({n, h, w, out_channels}).permute({0, 3, 1, 2}).contiguous(format);
 }
 
 at::Tensor conv2d_epilogue_cpu(const at::Tensor& input, const at::Tensor& weight,

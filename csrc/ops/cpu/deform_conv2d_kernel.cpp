@@ -23,6 +23,7 @@
 
 #include "../common/deform_conv2d_checks.h"
 #include "isa/deform_sample.h"
+#include "onednn_linear.h"
 
 namespace lwdvc {
 
@@ -84,27 +85,6 @@ at::Tensor wrap(const at::Tensor& t) {
   return at::from_blob(const_cast<void*>(t.const_data_ptr()), t.sizes(), t.strides(), t.options());
 }
 
-// oneDNN's linear layer (the op torch's CPU fusion passes emit), or nullopt. On this project's
-// CPU it runs the float32 tile GEMM about twice as fast as at::mm (MKL).
-const std::optional<c10::OperatorHandle>& onednn_linear() {
-  static const auto handle = c10::Dispatcher::singleton().findSchema({"mkldnn::_linear_pointwise", ""});
-  return handle;
-}
-
-// col [pixels, depth] @ weight[Cout, depth]^T + bias through oneDNN -> a new [pixels, Cout].
-at::Tensor onednn_tile_product(const c10::OperatorHandle& op, const at::Tensor& col, const at::Tensor& weight,
-                               const std::optional<at::Tensor>& bias) {
-  std::vector<c10::IValue> stack;
-  stack.emplace_back(col);
-  stack.emplace_back(weight);
-  stack.emplace_back(bias.has_value() ? c10::IValue(*bias) : c10::IValue());
-  stack.emplace_back(std::string("none"));
-  stack.emplace_back(c10::List<std::optional<at::Scalar>>());
-  stack.emplace_back(std::string(""));
-  op.callBoxed(&stack);
-  return stack[0].toTensor();
-}
-
 // out_tile = col_tile @ packed_weight^T (+ bias) for every conv group, on buffers wrapped as
 // tensors inside the calling thread. `out` points at the tile's first output element; pixel and
 // channel strides describe the output layout.
@@ -116,12 +96,10 @@ void multiply_tile(const at::Tensor& col_buffer, const at::Tensor& packed_weight
   if (bias_vector.has_value()) bias = wrap(*bias_vector);
   const int64_t out_channels = packed.size(0), per_out = out_channels / groups, depth = packed.size(1);
   auto tile = at::from_blob(out, {pixels, out_channels}, {pixel_stride, channel_stride}, col.options());
-  if (groups == 1 && at::hasMKLDNN() && onednn_linear().has_value()) {
-    try {
-      tile.copy_(onednn_tile_product(*onednn_linear(), col, packed, bias));
+  if (groups == 1) {
+    if (auto product = onednn_linear(col, packed, bias)) {  // else no oneDNN kernel here: BLAS below
+      tile.copy_(*product);
       return;
-    } catch (const c10::Error&) {
-      // oneDNN without a kernel for this dtype on this CPU (bf16 needs AVX-512): BLAS below.
     }
   }
   for (int64_t g = 0; g < groups; ++g) {
