@@ -6,7 +6,7 @@ import torch
 
 import lwdvc_kernels
 from lwdvc.models import build
-from lwdvc.prune import Pruner, finalize
+from lwdvc.prune import Pruner, PruneConfigError, finalize
 from lwdvc_kernels.compact import rounded_count
 from lwdvc.prune.finalize import module_macs
 from lwdvc_kernels.masking import has_masks
@@ -123,3 +123,27 @@ def test_rounding_keeps_back_the_last_pruned_channels():
     assert not mask[free[:n_pruned]].any() and mask[free[n_pruned:11]].all()  # the last ones come back
     with pytest.raises(ValueError, match="round_to"):
         pruner.budget.select(pruner.groups, order, target=0.1, round_to=0)
+
+
+def test_keep_dense_modules_count_in_the_total_but_are_never_pruned():
+    torch.manual_seed(0)
+    model = build("dcvc", width=0.25)
+    pruner = Pruner.for_codec(model, frame_size=(64, 64), target_mac_reduction=0.4, total_steps=10,
+                              ramp_steps=0, keep_dense=["mvDecoder_part1", "mvDecoder_part2"])
+    assert pruner.groups and all(not g.module.startswith("mvDecoder") for g in pruner.groups)
+    assert not has_masks(model.mvDecoder_part1) and not has_masks(model.mvDecoder_part2)
+    metrics = pruner.step()
+    assert metrics["mac_reduction"] >= 0.4
+    compacted, report = finalize(pruner, return_report=True)
+    for name in ("mvDecoder_part1", "mvDecoder_part2"):
+        dense, kept = report["modules"][name]
+        assert kept == dense > 0  # counted in the total, left whole
+    assert report["dense_macs"] == pruner.budget.dense_macs
+    assert report["mac_reduction"] == pytest.approx(metrics["mac_reduction"], abs=1e-9)
+
+
+def test_keep_dense_rejects_names_outside_the_scope():
+    with pytest.raises(PruneConfigError, match="mvDecoder_part3"):
+        Pruner.for_codec(build("dcvc", width=0.25), frame_size=(64, 64), keep_dense=["mvDecoder_part3"])
+    with pytest.raises(PruneConfigError, match="list of module names"):
+        Pruner.for_codec(build("dcvc", width=0.25), frame_size=(64, 64), keep_dense="mvDecoder_part1")

@@ -27,6 +27,9 @@ def add_prune_options(parser: argparse.ArgumentParser, steps: int = 300, crop: i
                         help="P-frames per training GOP, each coded from the previous decoded one (>= 2, default 2)")
     parser.add_argument("--round-to", type=int, default=1, help="every pruned group keeps a multiple of this many channels "
                              "(within the MAC target; 8 or 16 suit CPU SIMD widths)")
+    parser.add_argument("--keep-dense", nargs="+", default=[], metavar="MODULE",
+                        help="P-frame decoder modules never pruned (their MACs still count in the target's dense "
+                             "total), e.g. mv_decoder")
 
 
 def prune_config(args: argparse.Namespace, mode: str, ald: bool):
@@ -36,6 +39,7 @@ def prune_config(args: argparse.Namespace, mode: str, ald: bool):
                        crop=args.crop,
                        batch_size=args.batch_size, max_side=args.train_max_side, max_frames=args.train_max_frames,
                        data=list(args.data), seed=args.seed, threads=args.threads, round_to=args.round_to,
+                       keep_dense=list(args.keep_dense),
                        frames=1 + args.train_p_frames)
 
 

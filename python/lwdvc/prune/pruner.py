@@ -57,6 +57,9 @@ class Pruner:
         round_to: every group keeps a multiple of this many channels (capped at its size), and
             the MAC target counts the rounded masks, so ``finalize`` (which compacts with this
             ``round_to`` by default) reaches the target exactly; 8 or 16 suit SIMD widths.
+        keep_dense: names of modules in ``modules`` that are never pruned: their MACs count in
+            the dense total the target is a fraction of, but none of their channels is masked
+            (e.g. a motion decoder whose errors build up over a GOP through warping).
 
     Raises:
         PruneConfigError: bad target or mode, empty scope, no prunable channel, or a target the
@@ -82,6 +85,7 @@ class Pruner:
         cost_exponent: float = 1.0,
         weight_decay: float = 1e-2,
         round_to: int = 1,
+        keep_dense: Sequence[str] = (),
     ) -> None:
         self.target = check_target(target_mac_reduction)
         if mode not in MODES:
@@ -111,7 +115,15 @@ class Pruner:
         self.example_inputs = dict(example_inputs)
         self.analyses = analyse_modules(self.scope, self.example_inputs)
         self.budget = MacBudget(self.analyses)
-        self.groups: list[PrunedGroup] = self.budget.pruned_groups(self.min_keep)
+        if isinstance(keep_dense, str):
+            raise PruneConfigError(f"keep_dense must be a list of module names, got the string {keep_dense!r}")
+        unknown = sorted(set(keep_dense) - set(self.scope))
+        if unknown:
+            raise PruneConfigError(f"keep_dense names modules outside the pruned scope: {unknown} "
+                                   f"(scope: {list(self.scope)})")
+        self.keep_dense = tuple(keep_dense)
+        self.groups: list[PrunedGroup] = [g for g in self.budget.pruned_groups(self.min_keep)
+                                          if g.module not in self.keep_dense]
         if not self.groups:
             raise PruneConfigError(f"the modules {list(self.scope)} contain no prunable channel "
                                    "(every group is fixed: module boundaries, coupled outputs, ...)")
@@ -119,7 +131,8 @@ class Pruner:
         if reachable < self.target:
             raise PruneConfigError(
                 f"target_mac_reduction {self.target:.3f} cannot be met: pruning every group down to "
-                f"min_keep={self.min_keep} (and its fixed channels, round_to={round_to}) removes only {reachable:.3f} of "
+                f"min_keep={self.min_keep} (and its fixed channels, round_to={round_to}, keep_dense={list(self.keep_dense)}) "
+                f"removes only {reachable:.3f} of "
                 f"the MACs of {list(self.scope)}")
         total = sum(g.cost * int(g.free.sum()) for g in self.groups)
         self._mean_cost = total / sum(int(g.free.sum()) for g in self.groups)

@@ -55,6 +55,8 @@ class PruneConfig:
         analysis_size: (H, W) of the example inputs the channel analysis traces.
         round_to: every pruned group keeps a multiple of this many channels, within the MAC
             target (the pruner's budget counts the rounded masks).
+        keep_dense: P-frame decoder modules that are never pruned (their MACs still count in
+            the dense total the target is a fraction of), e.g. ``["mv_decoder"]``.
         log_every: steps between history rows.
     """
 
@@ -75,6 +77,7 @@ class PruneConfig:
     threads: int = 0
     analysis_size: tuple[int, int] = (64, 64)
     round_to: int = 1
+    keep_dense: list[str] = field(default_factory=list)
     log_every: int = 1
     frames: int = 3  # GOP length of a training item: an I-frame and frames - 1 >= 2 P-frames
 
@@ -149,7 +152,8 @@ def prune_codec(teacher: VideoCodec, config: PruneConfig, progress: bool = True,
     lam = torch.tensor(lambdas, dtype=torch.float32)
     pruner = Pruner.for_codec(student.inter, frame_size=config.analysis_size, target_mac_reduction=config.target,
                               mode=config.mode, total_steps=config.steps,
-                              ramp_steps=int(round(config.ramp * config.steps)), round_to=config.round_to)
+                              ramp_steps=int(round(config.ramp * config.steps)), round_to=config.round_to,
+                              keep_dense=list(config.keep_dense))
     distiller = None
     if config.ald:
         layers = executed_decoder_modules(student, config.crop, config.frames - 1)
