@@ -2,6 +2,8 @@
 // dispatcher (static TORCH_LIBRARY initialisers); the module itself only reports the build.
 #include <pybind11/pybind11.h>
 
+#include "ops/cpu/isa/narrow_conv.h"
+
 #ifndef LWDVC_WITH_CUDA
 #define LWDVC_WITH_CUDA 0
 #endif
@@ -13,4 +15,6 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "lwdvc kernels: importing this module registers the torch.ops.lwdvc operators";
   m.attr("with_cuda") = static_cast<bool>(LWDVC_WITH_CUDA);
   m.attr("cuda_archs") = LWDVC_CUDA_ARCHS;
+  m.def("cpu_narrow_conv", [] { return lwdvc::narrow_conv_for_this_cpu() != nullptr; },
+        "whether conv2d_narrow's AVX-512 kernel runs on this CPU");
 }

@@ -8,12 +8,16 @@
 //   the residual sum) is one vectorised pass over contiguous blocks (ATen's strided copy / add).
 // * 1x1, stride 1, on at most kMatrixProductMaxPixels output pixels: one oneDNN matrix product
 //   with the activation as post-op (the residual added in place).
+// * float32, channels_last, groups == 1, few output channels (1-8) against enough input
+//   channels (narrow_conv_pays): the narrow direct conv of isa/narrow_conv.h (AVX-512), bias,
+//   activation and residual in its store; oneDNN would pad the output channels to 16.
 // * Anything else: the convolution with its bias, then one scalar pass that applies the
 //   activation, adds the residual and stores into the PixelShuffle layout.
 // The output keeps the input's memory format (NCHW or channels_last).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
+#include <ATen/Version.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
@@ -24,6 +28,7 @@
 
 #include "../common/conv2d_epilogue.h"
 #include "../common/fused_checks.h"
+#include "isa/narrow_conv.h"
 #include "onednn_linear.h"
 
 namespace lwdvc {
@@ -208,6 +213,93 @@ std::optional<at::Tensor> pointwise_as_matrix_product(const at::Tensor& input, c
   return rows->view({n, h, w, out_channels}).permute({0, 3, 1, 2}).contiguous(format);
 }
 
+// [KH * KW, OC, C rounded up to 16] float32, zero beyond C: the narrow kernel's weight layout.
+at::Tensor narrow_conv_pack_weight(const at::Tensor& weight) {
+  const int64_t out_channels = weight.size(0), channels = weight.size(1);
+  const int64_t taps = weight.size(2) * weight.size(3);
+  const int64_t padded = (channels + kNarrowConvLanes - 1) / kNarrowConvLanes * kNarrowConvLanes;
+  auto packed = at::zeros({taps, out_channels, padded}, weight.options());
+  packed.narrow(2, 0, channels).copy_(weight.permute({2, 3, 0, 1}).reshape({taps, out_channels, channels}));
+  return packed;
+}
+
+// The narrow direct conv (isa/narrow_conv.h) with bias, activation and residual fused: output
+// channels_last. Requires float32, groups 1, dilation 1, 1-8 output channels and a CPU with the
+// AVX512 build (rows_fn).
+at::Tensor run_narrow_convolution(NarrowConvRowsFn rows_fn, const at::Tensor& input, const at::Tensor& weight,
+                                  const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& residual,
+                                  at::IntArrayRef stride, at::IntArrayRef padding, Activation act,
+                                  double negative_slope, const ConvShape& s) {
+  const auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
+  const auto packed = narrow_conv_pack_weight(weight);
+  at::Tensor bias_c, residual_c;
+  if (bias.has_value()) bias_c = bias->contiguous();
+  if (residual.has_value()) residual_c = residual->contiguous(at::MemoryFormat::ChannelsLast);
+  auto out = at::empty({s.batch, s.out_channels, s.out_h, s.out_w},
+                       input.options().memory_format(at::MemoryFormat::ChannelsLast));
+  NarrowConvArgs a;
+  a.input = x.const_data_ptr<float>();
+  a.packed = packed.const_data_ptr<float>();
+  a.bias = bias_c.defined() ? bias_c.const_data_ptr<float>() : nullptr;
+  a.residual = residual_c.defined() ? residual_c.const_data_ptr<float>() : nullptr;
+  a.out = out.mutable_data_ptr<float>();
+  a.batch = s.batch;
+  a.channels = x.size(1);
+  a.height = x.size(2);
+  a.width = x.size(3);
+  a.out_channels = s.out_channels;
+  a.padded_channels = packed.size(2);
+  a.kernel_h = weight.size(2);
+  a.kernel_w = weight.size(3);
+  a.stride_h = stride[0];
+  a.stride_w = stride[1];
+  a.pad_h = padding[0];
+  a.pad_w = padding[1];
+  a.out_h = s.out_h;
+  a.out_w = s.out_w;
+  a.activation = static_cast<int>(act);
+  a.negative_slope = static_cast<float>(negative_slope);
+  if (out.numel() > 0) {
+    at::parallel_for(0, s.batch * s.out_h, 1, [&](int64_t begin, int64_t end) { rows_fn(a, begin, end); });
+  }
+  return out;
+}
+
+// conv2d_epilogue's narrow path: nullopt where the narrow kernel does not apply or does not pay.
+std::optional<at::Tensor> narrow_convolution(const at::Tensor& input, const at::Tensor& weight,
+                                             const std::optional<at::Tensor>& bias,
+                                             const std::optional<at::Tensor>& residual, at::IntArrayRef stride,
+                                             at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                             Activation act, double negative_slope, const ConvShape& s) {
+  const auto rows_fn = narrow_conv_for_this_cpu();
+  if (rows_fn == nullptr || input.scalar_type() != at::kFloat || groups != 1 || dilation[0] != 1 ||
+      dilation[1] != 1 || !input.is_contiguous(at::MemoryFormat::ChannelsLast) ||
+      !narrow_conv_pays(weight.size(1), weight.size(0), weight.size(2) * weight.size(3))) {
+    return std::nullopt;
+  }
+  return run_narrow_convolution(rows_fn, input, weight, bias, residual, stride, padding, act, negative_slope, s);
+}
+
+// The conv2d_narrow op: the narrow kernel whenever it can run (tests and benchmarks call it
+// directly; conv2d_epilogue uses it only where it pays).
+at::Tensor conv2d_narrow_cpu(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                             const std::optional<at::Tensor>& residual, at::IntArrayRef stride,
+                             at::IntArrayRef padding, c10::string_view activation, double negative_slope) {
+  const std::vector<int64_t> dilation{1, 1};
+  const auto s = check_conv2d_epilogue_args(input, weight, bias, residual, stride, padding, dilation, 1,
+                                            activation, 1);
+  const Activation act = parse_activation("conv2d_narrow", activation);
+  TORCH_CHECK(input.scalar_type() == at::kFloat, "conv2d_narrow: input must be float32, got ",
+              input.scalar_type());
+  TORCH_CHECK(s.out_channels <= kNarrowConvMaxOutChannels, "conv2d_narrow: at most ", kNarrowConvMaxOutChannels,
+              " output channels, got ", s.out_channels);
+  const auto rows_fn = narrow_conv_for_this_cpu();
+  TORCH_CHECK(rows_fn != nullptr, "conv2d_narrow: needs a CPU with AVX-512 (ATen CPU capability here: ",
+              at::get_cpu_capability(), ")");
+  return run_narrow_convolution(rows_fn, input, weight, bias, residual, stride, padding, act, negative_slope, s)
+      .contiguous(input.suggest_memory_format());
+}
+
 at::Tensor conv2d_epilogue_cpu(const at::Tensor& input, const at::Tensor& weight,
                                const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& residual,
                                at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
@@ -219,6 +311,12 @@ at::Tensor conv2d_epilogue_cpu(const at::Tensor& input, const at::Tensor& weight
   const auto format = input.suggest_memory_format();
   const std::string act_name(activation);
 
+  if (upscale == 1) {
+    if (auto y = narrow_convolution(input, weight, bias, residual, stride, padding, dilation, groups, act,
+                                    negative_slope, s)) {
+      return y->contiguous(format);
+    }
+  }
   if (onednn_applies(input)) {
     if (is_pointwise_on_few_pixels(weight, stride, padding, groups, upscale, s.batch * s.out_h * s.out_w)) {
       if (auto y = pointwise_as_matrix_product(input, weight, bias, residual, act_name, negative_slope, format)) {
@@ -238,7 +336,11 @@ at::Tensor conv2d_epilogue_cpu(const at::Tensor& input, const at::Tensor& weight
     }
   }
 
-  auto y = at::convolution(input, weight.contiguous(format), bias, stride, padding, dilation, false, {0, 0}, groups)
+  auto narrow = narrow_convolution(input, weight, bias, std::nullopt, stride, padding, dilation, groups,
+                                   Activation::kNone, 0.0, s);
+  auto y = (narrow.has_value() ? *narrow
+                               : at::convolution(input, weight.contiguous(format), bias, stride, padding, dilation,
+                                                 false, {0, 0}, groups))
                .contiguous(format);
   if (upscale == 1 && !residual.has_value() && act == Activation::kNone) return y;
   const int64_t r = upscale;
@@ -257,6 +359,9 @@ at::Tensor conv2d_epilogue_cpu(const at::Tensor& input, const at::Tensor& weight
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(lwdvc, CPU, m) { m.impl("conv2d_epilogue", &conv2d_epilogue_cpu); }
+TORCH_LIBRARY_IMPL(lwdvc, CPU, m) {
+  m.impl("conv2d_epilogue", &conv2d_epilogue_cpu);
+  m.impl("conv2d_narrow", &conv2d_narrow_cpu);
+}
 
 }  // namespace lwdvc

@@ -1,8 +1,9 @@
-// Chooses the per-ISA build of the masked_weight CPU loop for the running CPU.
+// Chooses the per-ISA builds of the CPU loops (masked_weight's scaling, the narrow conv) for the running CPU.
 #include <ATen/Version.h>
 
 #include <string>
 
+#include "narrow_conv.h"
 #include "scale_channels.h"
 
 namespace lwdvc {
@@ -13,6 +14,11 @@ ScaleUnitsFn scale_units_for_this_cpu() {
   if (capability.rfind("AVX512", 0) == 0) return &scale_units_AVX512;
   if (capability == "AVX2") return &scale_units_AVX2;
   return &scale_units_DEFAULT;
+}
+
+NarrowConvRowsFn narrow_conv_for_this_cpu() {
+  const std::string capability = at::get_cpu_capability();
+  return capability.rfind("AVX512", 0) == 0 ? &narrow_conv_rows_AVX512 : nullptr;
 }
 
 }  // namespace lwdvc
