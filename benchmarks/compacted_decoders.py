@@ -6,6 +6,11 @@ irregular as a trained pruner leaves them (e.g. 64 -> 23), and the fraction is s
 the whole decoder loses ``reduction`` of its MACs - after rounding kept counts up to multiples
 of ``round_to``, so decoders with and without rounding are compared at the same MAC reduction.
 Which channels go is random; latency depends on the counts, not on which channels they are.
+
+``masks="floor"`` builds the other shape a trained pruner leaves (docs/results/demo.md): whole
+groups cut to the pruner's floor (``ceil(0.1 * free channels)`` plus fixed ones, e.g. 64 -> 7)
+and the others left whole, groups chosen in a random order until the MAC reduction is reached,
+the last one cut only as far as needed.
 """
 from __future__ import annotations
 
@@ -59,6 +64,35 @@ def _random_masks(analysis: ChannelAnalysis, counts: dict[str, int], gen: torch.
     return masks
 
 
+def _floor_counts(analyses: list[ChannelAnalysis], reduction: float, gen: torch.Generator
+                  ) -> list[dict[str, int]]:
+    """Per analysis ``{group: kept count}``: groups at the pruner's floor or whole (see module doc)."""
+    target = (1.0 - reduction) * sum(a.dense_macs for a in analyses)
+    counts: list[dict[str, int]] = [{} for _ in analyses]
+
+    def total() -> int:
+        return sum(a.macs(c) for a, c in zip(analyses, counts))
+
+    candidates = [(i, g) for i, a in enumerate(analyses) for g in a.prunable]
+    for k in torch.randperm(len(candidates), generator=gen).tolist():
+        i, g = candidates[k]
+        n_fixed = int(g.fixed.sum())
+        floor = n_fixed + max(1, math.ceil(0.1 * (g.size - n_fixed)))
+        counts[i][g.name] = floor
+        if total() <= target:
+            lo, hi = floor, g.size  # the largest count of this last group that still meets the target
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                counts[i][g.name] = mid
+                lo, hi = (mid, hi) if total() <= target else (lo, mid - 1)
+            counts[i][g.name] = lo
+            for a, c in zip(analyses, counts):
+                for group in a.prunable:
+                    c.setdefault(group.name, group.size)
+            return counts
+    raise ValueError(f"floor masks cannot remove {reduction:.0%} of the MACs")
+
+
 def _keep_fraction(analyses: list[ChannelAnalysis], jitters: list[torch.Tensor], reduction: float,
                    round_to: int) -> float:
     """Largest common keep fraction whose decoder-wide MACs (counts rounded up to multiples of
@@ -77,7 +111,8 @@ def _keep_fraction(analyses: list[ChannelAnalysis], jitters: list[torch.Tensor],
 
 def build_decoder(codec: str, height: int, width: int, reduction: float = 0.65, round_to: int = 1,
                   seed: int = 0, trace_size: tuple[int, int] = (128, 192),
-                  memory_format: torch.memory_format = torch.channels_last) -> list[DecoderModule]:
+                  memory_format: torch.memory_format = torch.channels_last, masks: str = "uniform"
+                  ) -> list[DecoderModule]:
     """Every decoder module of ``codec`` (dense and compacted) with inputs for ``height`` x ``width``.
 
     One keep fraction for the whole decoder (modules without prunable channels, e.g. a lone
@@ -85,8 +120,11 @@ def build_decoder(codec: str, height: int, width: int, reduction: float = 0.65, 
     MACs. Channel groups and the budget are computed at ``trace_size`` (the compacted model does
     not depend on the frame size); MACs are then counted at ``height`` x ``width``.
     ``memory_format`` is the compacted modules' layout (``compact``'s argument); the dense
-    modules and the inputs stay as the codec makes them (NCHW).
+    modules and the inputs stay as the codec makes them (NCHW). ``masks``: ``"uniform"`` (one
+    jittered keep fraction) or ``"floor"`` (groups at the floor or whole; ``round_to`` then 1).
     """
+    if masks not in ("uniform", "floor"):
+        raise ValueError(f"masks must be 'uniform' or 'floor', got {masks!r}")
     from lwdvc.models import build
 
     torch.manual_seed(seed)
@@ -97,12 +135,16 @@ def build_decoder(codec: str, height: int, width: int, reduction: float = 0.65, 
     analyses = [channel_groups(m, tuple(small[name])) for name, m in modules.items()]
     gen = torch.Generator().manual_seed(seed)
     jitters = [0.8 + 0.4 * torch.rand(len(a.prunable), generator=gen) for a in analyses]
-    keep = _keep_fraction(analyses, jitters, reduction, round_to)
+    if masks == "floor":
+        counts = _floor_counts(analyses, reduction, gen)
+    else:
+        keep = _keep_fraction(analyses, jitters, reduction, round_to)
+        counts = [_counts(a, keep, j, round_to) for a, j in zip(analyses, jitters)]
     out = []
-    for (name, module), analysis, jitter in zip(modules.items(), analyses, jitters):
+    for (name, module), analysis, count in zip(modules.items(), analyses, counts):
         small_inputs, inputs = tuple(small[name]), tuple(examples[name])
-        masks = _random_masks(analysis, _counts(analysis, keep, jitter, round_to), gen)
-        compacted = lwdvc_kernels.compact(module, small_inputs, masks=masks, round_to=round_to, verify=False,
+        keep_masks = _random_masks(analysis, count, gen)
+        compacted = lwdvc_kernels.compact(module, small_inputs, masks=keep_masks, round_to=round_to, verify=False,
                                            memory_format=memory_format).eval()
         dense_macs = lwdvc_kernels.count_macs(module, *inputs)
         kept_macs = lwdvc_kernels.count_macs(compacted, *inputs)

@@ -8,6 +8,7 @@ import math
 import torch
 
 from benchmarks.compacted_decoders import DecoderModule, build_decoder
+from lwdvc_kernels import ops
 from lwdvc_kernels.optimize import optimize
 
 CODECS = ("dcvc", "dcvc_hem", "fvc")
@@ -29,37 +30,42 @@ def configure_process() -> None:
 
 
 @functools.lru_cache(maxsize=None)
-def decoder(codec: str, height: int, width: int, round_to: int = 1) -> tuple[DecoderModule, ...]:
-    return tuple(build_decoder(codec, height, width, REDUCTION, round_to=round_to))
+def decoder(codec: str, height: int, width: int, round_to: int = 1, masks: str = "uniform"
+            ) -> tuple[DecoderModule, ...]:
+    """The decoder's modules at ``REDUCTION``; ``masks``: see ``build_decoder``."""
+    return tuple(build_decoder(codec, height, width, REDUCTION, round_to=round_to, masks=masks))
 
 
 @functools.lru_cache(maxsize=None)
 def optimised(codec: str, height: int, width: int, dtype: torch.dtype, round_to: int = 1,
-              device: str = "cpu") -> tuple[torch.nn.Module, ...]:
+              device: str = "cpu", masks: str = "uniform") -> tuple[torch.nn.Module, ...]:
     """Optimised compacted modules (traced and verified on the small trace-size inputs)."""
     return tuple(optimize(m.compacted, m.small_inputs, device=device, dtype=dtype)
-                 for m in decoder(codec, height, width, round_to))
+                 for m in decoder(codec, height, width, round_to, masks))
 
 
-def runner(codec: str, height: int, width: int, provider: str, round_to: int = 1, device: str = "cpu"):
+def runner(codec: str, height: int, width: int, provider: str, round_to: int = 1, device: str = "cpu",
+           masks: str = "uniform", narrow_conv: bool = True):
     """A no-argument callable decoding one frame's worth of decoder modules.
 
     provider: ``dense-eager-<dt>``, ``compacted-eager-<dt>`` or ``compacted-opt-<dt>`` with
     ``<dt>`` ``fp32`` or ``bf16`` (eager bf16 runs under autocast, the standard eager path).
+    masks: see ``build_decoder``. narrow_conv: False runs the optimised modules' convolutions with
+    oneDNN only (``ops.narrow_conv_in_epilogue(False)``).
     """
     kind, mode, dt = provider.split("-")
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dt]
-    modules = decoder(codec, height, width, round_to)
+    modules = decoder(codec, height, width, round_to, masks)
     inputs = [tuple(t.to(device) for t in m.inputs) for m in modules]
     if mode == "opt":
-        nets = optimised(codec, height, width, None if dtype == torch.float32 else dtype, round_to, device)
+        nets = optimised(codec, height, width, None if dtype == torch.float32 else dtype, round_to, device, masks)
     else:
         nets = [(m.dense if kind == "dense" else m.compacted).to(device) for m in modules]
     autocast = (lambda: torch.autocast(device, dtype=dtype)) if mode == "eager" and dt != "fp32" else \
         contextlib.nullcontext
 
     def step():
-        with torch.inference_mode(), autocast():
+        with torch.inference_mode(), autocast(), ops.narrow_conv_in_epilogue(narrow_conv):
             outs = [net(*args) for net, args in zip(nets, inputs)]
         if device != "cpu":
             torch.cuda.synchronize()
@@ -68,8 +74,8 @@ def runner(codec: str, height: int, width: int, provider: str, round_to: int = 1
     return step
 
 
-def macs(codec: str, height: int, width: int, kind: str, round_to: int = 1) -> int:
-    modules = decoder(codec, height, width, round_to)
+def macs(codec: str, height: int, width: int, kind: str, round_to: int = 1, masks: str = "uniform") -> int:
+    modules = decoder(codec, height, width, round_to, masks)
     return sum(m.dense_macs if kind == "dense" else m.compacted_macs for m in modules)
 
 

@@ -17,4 +17,7 @@ PYBIND11_MODULE(_C, m) {
   m.attr("cuda_archs") = LWDVC_CUDA_ARCHS;
   m.def("cpu_narrow_conv", [] { return lwdvc::narrow_conv_for_this_cpu() != nullptr; },
         "whether conv2d_narrow's AVX-512 kernel runs on this CPU");
+  m.def("narrow_conv_in_epilogue", &lwdvc::narrow_conv_in_epilogue,
+        "whether conv2d_epilogue routes convs with few output channels to the narrow kernel");
+  m.def("set_narrow_conv_in_epilogue", &lwdvc::set_narrow_conv_in_epilogue, pybind11::arg("enabled"));
 }

@@ -8,6 +8,7 @@ post-ops, CUDA implicit-GEMM kernel), ``"reference"`` (eager PyTorch, the oracle
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import torch
@@ -90,6 +91,24 @@ def narrow_conv_supported() -> bool:
     from lwdvc_kernels.ops._extension import EXTENSION
 
     return bool(EXTENSION is not None and EXTENSION.cpu_narrow_conv())
+
+
+@contextlib.contextmanager
+def narrow_conv_in_epilogue(enabled: bool):
+    """``with narrow_conv_in_epilogue(False): ...`` runs ``conv2d_epilogue`` (and so every
+    optimised module) with oneDNN only, e.g. to time the narrow kernel's effect on a whole
+    decoder in one process. Process-wide; restores the previous setting on exit."""
+    from lwdvc_kernels.ops._extension import EXTENSION
+
+    if EXTENSION is None:
+        yield
+        return
+    previous = EXTENSION.narrow_conv_in_epilogue()
+    EXTENSION.set_narrow_conv_in_epilogue(bool(enabled))
+    try:
+        yield
+    finally:
+        EXTENSION.set_narrow_conv_in_epilogue(previous)
 
 
 def conv2d_narrow(

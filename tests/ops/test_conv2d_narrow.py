@@ -103,6 +103,21 @@ def test_conv2d_epilogue_where_the_narrow_kernel_pays(case):
                                atol=2e-5, rtol=1e-5)
 
 
+@pytest.mark.skipif(not ops.narrow_conv_supported(), reason="needs a CPU with AVX-512")
+def test_conv2d_epilogue_routes_to_the_narrow_kernel():
+    """With the narrow kernel allowed, conv2d_epilogue's result is the narrow kernel's (bitwise),
+    and differs in rounding from the oneDNN-only result; both match the oracle."""
+    x, w, b, r, kw = make((64, 2, 3, 1, 1, "relu", True), height=17, width=30)
+    narrow = ops.conv2d_narrow(x, w, b, r, **kw)
+    routed = ops.conv2d_epilogue(x, w, b, r, **kw)
+    with ops.narrow_conv_in_epilogue(False):
+        onednn = ops.conv2d_epilogue(x, w, b, r, **kw)
+    assert ops.EXTENSION.narrow_conv_in_epilogue()  # restored
+    assert torch.equal(routed, narrow)
+    assert not torch.equal(onednn, narrow)
+    torch.testing.assert_close(onednn, narrow, atol=2e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("change,error,match", [
     (dict(dtype=torch.float64), RuntimeError, "float32"),
     (dict(cout=9), RuntimeError, "at most 8 output channels"),

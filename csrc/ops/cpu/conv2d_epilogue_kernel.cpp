@@ -271,7 +271,7 @@ std::optional<at::Tensor> narrow_convolution(const at::Tensor& input, const at::
                                              const std::optional<at::Tensor>& residual, at::IntArrayRef stride,
                                              at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                                              Activation act, double negative_slope, const ConvShape& s) {
-  const auto rows_fn = narrow_conv_for_this_cpu();
+  const auto rows_fn = narrow_conv_in_epilogue() ? narrow_conv_for_this_cpu() : nullptr;
   if (rows_fn == nullptr || input.scalar_type() != at::kFloat || groups != 1 || dilation[0] != 1 ||
       dilation[1] != 1 || !input.is_contiguous(at::MemoryFormat::ChannelsLast) ||
       !narrow_conv_pays(weight.size(1), weight.size(0), weight.size(2) * weight.size(3))) {

@@ -1,6 +1,7 @@
 // Chooses the per-ISA builds of the CPU loops (masked_weight's scaling, the narrow conv) for the running CPU.
 #include <ATen/Version.h>
 
+#include <atomic>
 #include <string>
 
 #include "narrow_conv.h"
@@ -15,6 +16,14 @@ ScaleUnitsFn scale_units_for_this_cpu() {
   if (capability == "AVX2") return &scale_units_AVX2;
   return &scale_units_DEFAULT;
 }
+
+namespace {
+std::atomic<bool> narrow_conv_in_epilogue_flag{true};
+}  // namespace
+
+bool narrow_conv_in_epilogue() { return narrow_conv_in_epilogue_flag.load(std::memory_order_relaxed); }
+
+void set_narrow_conv_in_epilogue(bool enabled) { narrow_conv_in_epilogue_flag.store(enabled); }
 
 NarrowConvRowsFn narrow_conv_for_this_cpu() {
   const std::string capability = at::get_cpu_capability();

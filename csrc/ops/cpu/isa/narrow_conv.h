@@ -43,15 +43,25 @@ void narrow_conv_rows_AVX512(const NarrowConvArgs&, int64_t, int64_t);
 // The AVX512 build on CPUs ATen runs with AVX512, else nullptr.
 NarrowConvRowsFn narrow_conv_for_this_cpu();
 
-// Whether the narrow kernel beats oneDNN for this shape (float32, 2 threads, AVX-512; measured:
-// docs/results/optimize.md, "Narrow convolutions"): few output channels against enough input
-// channels to fill the 16 lanes.
+// Whether conv2d_epilogue may route convolutions to the narrow kernel (default true; switched
+// off to time the same decoder with oneDNN only, in one process).
+bool narrow_conv_in_epilogue();
+void set_narrow_conv_in_epilogue(bool enabled);
+
+// Whether the narrow kernel beats oneDNN by >= 1.15x for this shape (float32, 2 threads,
+// AVX-512, 128x224 maps; measured: docs/results/optimize.md, "Narrow convolutions"): few output
+// channels against enough input channels to fill the 16 lanes.
 inline bool narrow_conv_pays(int64_t in_channels, int64_t out_channels, int64_t kernel_area) {
   int64_t limit = 0;
   if (kernel_area >= 9) {
-    limit = in_channels >= 128 ? 8 : in_channels >= 48 ? 7 : in_channels >= 32 ? 6 : in_channels >= 16 ? 2 : 0;
+    limit = in_channels >= 32 ? 8 : in_channels >= 16 ? 6 : in_channels >= 8 ? 4 : 0;
   } else {
-    limit = in_channels >= 64 ? 4 : in_channels >= 32 ? 3 : in_channels >= 16 ? 2 : 0;
+    limit = in_channels >= 128 ? 8
+            : in_channels >= 64 ? 6
+            : in_channels >= 32 ? 4
+            : in_channels >= 16 ? 3
+            : in_channels >= 8  ? 1
+                                : 0;
   }
   return out_channels >= 1 && out_channels <= limit;
 }
