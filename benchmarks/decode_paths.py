@@ -49,19 +49,23 @@ def _with_modules(model: torch.nn.Module, modules: dict[str, torch.nn.Module]) -
     return out
 
 
-def _optimised_codec(dense: torch.nn.Module, codec: str, height: int, width: int, round_to: int) -> torch.nn.Module:
+def _optimised_codec(dense: torch.nn.Module, codec: str, height: int, width: int, round_to: int,
+                     masks: str = "uniform") -> torch.nn.Module:
     """A copy of ``dense`` whose decoder modules route to the optimised compacted ones."""
-    modules = decoder(codec, height, width, round_to)
+    modules = decoder(codec, height, width, round_to, masks)
     fast = _with_modules(dense, {m.name: copy.deepcopy(m.compacted) for m in modules})
-    for m, opt in zip(modules, optimised(codec, height, width, None, round_to)):
+    for m, opt in zip(modules, optimised(codec, height, width, None, round_to, "cpu", masks)):
         route_forward(fast.get_submodule(m.name), opt)
     return fast
 
 
-# Variants: the dense codec, its compacted modules (eager), the optimised ones, and the optimised
-# ones of the round_to=16 masks (same MAC reduction, channel counts multiples of 16).
-VARIANTS = ("dense", "compacted", "optimised", "optimised_r16")
-ROUND_TO = {"dense": 1, "compacted": 1, "optimised": 1, "optimised_r16": 16}
+# Variants: the dense codec, its compacted modules (eager), the optimised ones, the optimised
+# ones of the round_to=16 masks (same MAC reduction, channel counts multiples of 16), and the
+# optimised ones of floor-or-whole masks (the shape trained masks have; see build_decoder).
+VARIANTS = ("dense", "compacted", "optimised", "optimised_r16", "optimised_floor")
+#: ``{variant: (round_to, masks)}`` of the decoder the variant's MACs are counted on.
+MASKS = {"dense": (1, "uniform"), "compacted": (1, "uniform"), "optimised": (1, "uniform"),
+         "optimised_r16": (16, "uniform"), "optimised_floor": (1, "floor")}
 
 
 @functools.lru_cache(maxsize=None)
@@ -74,7 +78,8 @@ def decode_models(codec: str, height: int, width: int) -> dict[str, torch.nn.Mod
     compacted = _with_modules(dense, {m.name: m.compacted for m in decoder(codec, height, width)})
     return {"dense": dense, "compacted": compacted,
             "optimised": _optimised_codec(dense, codec, height, width, 1),
-            "optimised_r16": _optimised_codec(dense, codec, height, width, 16)}
+            "optimised_r16": _optimised_codec(dense, codec, height, width, 16),
+            "optimised_floor": _optimised_codec(dense, codec, height, width, 1, "floor")}
 
 
 def decode_step(codec: str, height: int, width: int, variant: str) -> Callable[[], torch.Tensor]:
