@@ -47,6 +47,10 @@ def _define_python_fallback() -> None:
         "conv2d_epilogue(Tensor input, Tensor weight, Tensor? bias, Tensor? residual, int[2] stride, "
         "int[2] padding, int[2] dilation, int groups, str activation, float negative_slope, int upscale) -> Tensor"
     )
+    lib.define(
+        "conv2d_narrow(Tensor input, Tensor weight, Tensor? bias, Tensor? residual, int[2] stride, "
+        "int[2] padding, str activation, float negative_slope) -> Tensor"
+    )
     lib.define("gdn(Tensor input, Tensor beta, Tensor gamma, bool inverse) -> Tensor")
     lib.define("to_channels_last(Tensor input, ScalarType? dtype) -> Tensor")
     lib.define(
@@ -77,6 +81,15 @@ def _define_python_fallback() -> None:
         check_conv2d_epilogue_args(*args[:9], args[10])
         return conv2d_epilogue_reference(*args)
 
+    def conv2d_narrow(input, weight, bias, residual, stride, padding, activation, negative_slope):
+        check_conv2d_epilogue_args(input, weight, bias, residual, stride, padding, [1, 1], 1, activation, 1)
+        if input.dtype != torch.float32:
+            raise RuntimeError(f"conv2d_narrow: input must be float32, got {input.dtype}")
+        if weight.shape[0] > 8:
+            raise RuntimeError(f"conv2d_narrow: at most 8 output channels, got {weight.shape[0]}")
+        return conv2d_epilogue_reference(input, weight, bias, residual, stride, padding, [1, 1], 1, activation,
+                                         negative_slope, 1)
+
     def gdn(input, beta, gamma, inverse):
         check_gdn_args(input, beta, gamma)
         return gdn_reference(input, beta, gamma, inverse)
@@ -92,6 +105,7 @@ def _define_python_fallback() -> None:
         lib.impl("masked_weights_backward", backward_list, key)
         lib.impl("channel_norm", norm, key)
         lib.impl("conv2d_epilogue", conv2d_epilogue, key)
+        lib.impl("conv2d_narrow", conv2d_narrow, key)
         lib.impl("gdn", gdn, key)
         lib.impl("to_channels_last", to_channels_last, key)
         lib.impl("deform_conv2d", deform_conv2d_reference, key)

@@ -138,3 +138,37 @@ def test_opcheck():
     x, w, b, r, kw = make(CASES[3])
     args = (x, w, b, r, [kw["stride"]] * 2, [kw["padding"]] * 2, kw["activation"], 0.1)
     torch.library.opcheck(torch.ops.lwdvc.conv2d_narrow.default, args, test_utils=("test_schema", "test_faketensor"))
+
+
+NO_EXTENSION_SCRIPT = """
+import sys
+sys.modules["lwdvc_kernels._C"] = None  # the extension cannot be imported
+import torch
+import torch.nn.functional as F
+from lwdvc_kernels import ops
+assert ops.EXTENSION is None and not ops.narrow_conv_supported()
+x, w, b = torch.randn(1, 20, 6, 7), torch.randn(3, 20, 3, 3), torch.randn(3)
+out = ops.conv2d_narrow(x, w, b, padding=1, activation="relu")
+torch.testing.assert_close(out, F.relu(F.conv2d(x, w, b, padding=1)))
+with ops.narrow_conv_in_epilogue(False):
+    torch.testing.assert_close(ops.conv2d_epilogue(x, w, b, padding=1), F.conv2d(x, w, b, padding=1))
+try:
+    ops.conv2d_narrow(x, torch.randn(9, 20, 3, 3), None, padding=1)
+except RuntimeError as error:
+    assert "at most 8 output channels" in str(error)
+else:
+    raise AssertionError("9 output channels accepted")
+"""
+
+
+def test_python_fallback_without_the_extension():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root / "python"), str(root)]))
+    result = subprocess.run([sys.executable, "-c", NO_EXTENSION_SCRIPT], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
