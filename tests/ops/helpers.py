@@ -58,3 +58,17 @@ def masked_weight_oracle(weight, mask, beta, dim, grad):
     shape[dim] = -1
     m = mask.double().view(shape)
     return weight.double() * m, grad.double() * (m + beta * (1 - m))
+
+
+def run_without_extension(script: str) -> None:
+    """Runs ``script`` in a fresh interpreter that cannot import ``lwdvc_kernels._C`` (the script
+    blocks it first) and fails the test with its stderr unless it exits 0."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root / "python"), str(root)]))
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from lwdvc_kernels import ops
+from tests.ops.helpers import run_without_extension
 
 needs_narrow = pytest.mark.skipif(not ops.narrow_conv_supported(), reason="needs a CPU with AVX-512")
 
@@ -162,13 +163,4 @@ else:
 
 
 def test_python_fallback_without_the_extension():
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root / "python"), str(root)]))
-    result = subprocess.run([sys.executable, "-c", NO_EXTENSION_SCRIPT], env=env, capture_output=True, text=True,
-                            timeout=120)
-    assert result.returncode == 0, result.stderr
+    run_without_extension(NO_EXTENSION_SCRIPT)

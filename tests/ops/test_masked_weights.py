@@ -1,16 +1,12 @@
 """masked_weights: the list op against a float64 oracle and against per-tensor masked_weight."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 from lwdvc_kernels import ops
 from tests.ops.helpers import (
+    run_without_extension,
     BACKENDS,
     DTYPES,
     TOLERANCE,
@@ -245,8 +241,4 @@ else:
 
 
 def test_python_fallback_without_the_extension():
-    root = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root / "python"), str(root)]))
-    result = subprocess.run([sys.executable, "-c", FALLBACK_SCRIPT], env=env, capture_output=True, text=True,
-                            timeout=120)
-    assert result.returncode == 0, result.stderr
+    run_without_extension(FALLBACK_SCRIPT)

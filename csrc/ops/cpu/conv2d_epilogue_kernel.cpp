@@ -237,8 +237,10 @@ at::Tensor run_narrow_convolution(NarrowConvRowsFn rows_fn, const at::Tensor& in
   if (residual.has_value()) residual_c = residual->contiguous(at::MemoryFormat::ChannelsLast);
   auto out = at::empty({s.batch, s.out_channels, s.out_h, s.out_w},
                        input.options().memory_format(at::MemoryFormat::ChannelsLast));
+  const auto zeros = at::zeros({packed.size(2)}, packed.options());
   NarrowConvArgs a;
   a.input = x.const_data_ptr<float>();
+  a.zeros = zeros.const_data_ptr<float>();
   a.packed = packed.const_data_ptr<float>();
   a.bias = bias_c.defined() ? bias_c.const_data_ptr<float>() : nullptr;
   a.residual = residual_c.defined() ? residual_c.const_data_ptr<float>() : nullptr;

@@ -37,90 +37,54 @@ inline void store_block(const NarrowConvArgs& a, const __m512 (&acc)[kPixels][kO
   }
 }
 
-// kPixels consecutive output pixels (ow0 ...) of output row oh of one image whose kernel
-// windows lie inside the input columns: no per-pixel checks; whole 16-channel blocks with plain
-// loads, the channel tail after them with masked loads (a mask chosen per block in the loop
-// costs 1.3-2x here).
+constexpr __mmask16 kAllLanes = static_cast<__mmask16>(0xFFFF);
+
+// acc[p][o] += x[p][c .. c+15] * w[o][c .. c+15] for one block of 16 input channels of one
+// kernel tap; `lanes` masks the loads of the input-channel tail (kAllLanes: plain loads).
 template <int kOut, int kPixels>
-inline void interior_block(const NarrowConvArgs& a, const float* image, float* out_row, const float* residual_row,
-                           int64_t oh, int64_t ow0, __mmask16 tail) {
+inline void accumulate_channel_block(__m512 (&acc)[kPixels][kOut], const float* const (&pixel)[kPixels],
+                                     const float* weight, int64_t padded_channels, int64_t c, __mmask16 lanes) {
+  __m512 w[kOut];
+  LWDVC_UNROLL
+  for (int o = 0; o < kOut; ++o) w[o] = _mm512_loadu_ps(weight + o * padded_channels + c);
+  LWDVC_UNROLL
+  for (int p = 0; p < kPixels; ++p) {
+    const __m512 x = lanes == kAllLanes ? _mm512_loadu_ps(pixel[p] + c) : _mm512_maskz_loadu_ps(lanes, pixel[p] + c);
+    LWDVC_UNROLL
+    for (int o = 0; o < kOut; ++o) acc[p][o] = _mm512_fmadd_ps(x, w[o], acc[p][o]);
+  }
+}
+
+// kPixels consecutive output pixels (ow0 ...) of output row oh of one image. kInterior: every
+// kernel window lies inside the input columns (no per-pixel checks); otherwise taps outside
+// the input read a row of zeros. Whole 16-channel blocks use plain loads, the channel tail one
+// masked block after them (a mask chosen per block inside the loop costs 1.3-2x here).
+template <int kOut, int kPixels, bool kInterior>
+inline void pixel_block(const NarrowConvArgs& a, const float* image, float* out_row, const float* residual_row,
+                        int64_t oh, int64_t ow0, __mmask16 tail) {
   __m512 acc[kPixels][kOut];
   LWDVC_UNROLL
   for (int p = 0; p < kPixels; ++p)
     LWDVC_UNROLL
     for (int o = 0; o < kOut; ++o) acc[p][o] = _mm512_setzero_ps();
   const int64_t full_blocks = a.channels / kNarrowConvLanes;
-  const int64_t pixel_step = a.stride_w * a.channels;
   for (int64_t kh = 0; kh < a.kernel_h; ++kh) {
     const int64_t ih = oh * a.stride_h - a.pad_h + kh;
     if (ih < 0 || ih >= a.height) continue;
-    const float* row = image + (ih * a.width + ow0 * a.stride_w - a.pad_w) * a.channels;
+    const float* row = image + ih * a.width * a.channels;
     for (int64_t kw = 0; kw < a.kernel_w; ++kw) {
-      const float* first = row + kw * a.channels;
       const float* weight = a.packed + (kh * a.kernel_w + kw) * kOut * a.padded_channels;
       const float* px[kPixels];
       LWDVC_UNROLL
-      for (int p = 0; p < kPixels; ++p) px[p] = first + p * pixel_step;
-      int64_t c = 0;
-      for (int64_t b = 0; b < full_blocks; ++b, c += kNarrowConvLanes) {
-        __m512 w[kOut];
-        LWDVC_UNROLL
-        for (int o = 0; o < kOut; ++o) w[o] = _mm512_loadu_ps(weight + o * a.padded_channels + c);
-        LWDVC_UNROLL
-        for (int p = 0; p < kPixels; ++p) {
-          const __m512 x = _mm512_loadu_ps(px[p] + c);
-          LWDVC_UNROLL
-          for (int o = 0; o < kOut; ++o) acc[p][o] = _mm512_fmadd_ps(x, w[o], acc[p][o]);
-        }
-      }
-      if (tail != 0) {
-        __m512 w[kOut];
-        LWDVC_UNROLL
-        for (int o = 0; o < kOut; ++o) w[o] = _mm512_loadu_ps(weight + o * a.padded_channels + c);
-        LWDVC_UNROLL
-        for (int p = 0; p < kPixels; ++p) {
-          const __m512 x = _mm512_maskz_loadu_ps(tail, px[p] + c);
-          LWDVC_UNROLL
-          for (int o = 0; o < kOut; ++o) acc[p][o] = _mm512_fmadd_ps(x, w[o], acc[p][o]);
-        }
-      }
-    }
-  }
-  store_block<kOut, kPixels>(a, acc, out_row, residual_row, ow0);
-}
-
-// kPixels consecutive output pixels of which some kernel windows cross the left or right
-// border: taps outside the input read as zero.
-template <int kOut, int kPixels>
-inline void border_block(const NarrowConvArgs& a, const float* image, float* out_row, const float* residual_row,
-                         int64_t oh, int64_t ow0, __mmask16 tail) {
-  __m512 acc[kPixels][kOut];
-  LWDVC_UNROLL
-  for (int p = 0; p < kPixels; ++p)
-    LWDVC_UNROLL
-    for (int o = 0; o < kOut; ++o) acc[p][o] = _mm512_setzero_ps();
-  const int64_t blocks = (a.channels + kNarrowConvLanes - 1) / kNarrowConvLanes;
-  const int64_t full_blocks = a.channels / kNarrowConvLanes;
-  for (int64_t kh = 0; kh < a.kernel_h; ++kh) {
-    const int64_t ih = oh * a.stride_h - a.pad_h + kh;
-    if (ih < 0 || ih >= a.height) continue;
-    for (int64_t kw = 0; kw < a.kernel_w; ++kw) {
-      const float* weight = a.packed + (kh * a.kernel_w + kw) * kOut * a.padded_channels;
-      LWDVC_UNROLL
       for (int p = 0; p < kPixels; ++p) {
         const int64_t iw = (ow0 + p) * a.stride_w - a.pad_w + kw;
-        if (iw < 0 || iw >= a.width) continue;
-        const float* pixel = image + (ih * a.width + iw) * a.channels;
-        for (int64_t b = 0; b < blocks; ++b) {
-          const int64_t c = b * kNarrowConvLanes;
-          const __mmask16 mask = b < full_blocks ? static_cast<__mmask16>(0xFFFF) : tail;
-          const __m512 x = _mm512_maskz_loadu_ps(mask, pixel + c);
-          LWDVC_UNROLL
-          for (int o = 0; o < kOut; ++o) {
-            acc[p][o] = _mm512_fmadd_ps(x, _mm512_loadu_ps(weight + o * a.padded_channels + c), acc[p][o]);
-          }
-        }
+        px[p] = (kInterior || (iw >= 0 && iw < a.width)) ? row + iw * a.channels : a.zeros;
       }
+      int64_t c = 0;
+      for (int64_t b = 0; b < full_blocks; ++b, c += kNarrowConvLanes) {
+        accumulate_channel_block<kOut, kPixels>(acc, px, weight, a.padded_channels, c, kAllLanes);
+      }
+      if (tail != 0) accumulate_channel_block<kOut, kPixels>(acc, px, weight, a.padded_channels, c, tail);
     }
   }
   store_block<kOut, kPixels>(a, acc, out_row, residual_row, ow0);
@@ -141,12 +105,12 @@ void rows(const NarrowConvArgs& a, int64_t row_begin, int64_t row_end) {
       const bool inside = ow * a.stride_w - a.pad_w >= 0 &&
                           (ow + kPixels - 1) * a.stride_w - a.pad_w + a.kernel_w <= a.width;
       if (inside) {
-        interior_block<kOut, kPixels>(a, image, out_row, residual_row, oh, ow, tail);
+        pixel_block<kOut, kPixels, true>(a, image, out_row, residual_row, oh, ow, tail);
       } else {
-        border_block<kOut, kPixels>(a, image, out_row, residual_row, oh, ow, tail);
+        pixel_block<kOut, kPixels, false>(a, image, out_row, residual_row, oh, ow, tail);
       }
     }
-    for (; ow < a.out_w; ++ow) border_block<kOut, 1>(a, image, out_row, residual_row, oh, ow, tail);
+    for (; ow < a.out_w; ++ow) pixel_block<kOut, 1, false>(a, image, out_row, residual_row, oh, ow, tail);
   }
 }
 

@@ -26,6 +26,7 @@ struct NarrowConvArgs {
   const float* packed = nullptr;    // [KH * KW, OC, padded_channels], zero beyond C: narrow_conv_pack_weight
   const float* bias = nullptr;      // [OC] or nullptr
   const float* residual = nullptr;  // [N, OH, OW, OC] or nullptr, added after the activation
+  const float* zeros = nullptr;     // [padded_channels] zeros: what taps outside the input read
   float* out = nullptr;             // [N, OH, OW, OC]
   int64_t batch = 0, channels = 0, height = 0, width = 0;
   int64_t out_channels = 0, padded_channels = 0;
