@@ -77,9 +77,6 @@ def conv2d_epilogue(
     raise ValueError(f"conv2d_epilogue: unknown backend {backend!r}; expected one of {BACKENDS}")
 
 
-NARROW_MAX_OUT_CHANNELS = 8
-
-
 @torch.library.register_fake("lwdvc::conv2d_narrow")
 def _conv2d_narrow_fake(input, weight, bias, residual, stride, padding, activation, negative_slope):
     shape = check_conv2d_epilogue_args(input, weight, bias, residual, stride, padding, [1, 1], 1, activation, 1)

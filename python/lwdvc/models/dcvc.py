@@ -165,25 +165,35 @@ class DCVC(nn.Module):
         """
         pad = (_AR_KERNEL - 1) // 2
         _, channels, height, width = symbols.shape
-        y_hat = symbols.new_zeros(1, channels, height + 2 * pad, width + 2 * pad)
-        scales = symbols.new_zeros(1, channels, height, width)
+        padded_width = width + 2 * pad
+        # Latents as rows (one row of channels per position, zero-padded border): a wavefront
+        # gathers and writes whole rows (index_select / index_copy_) instead of strided columns.
+        y_rows = symbols.new_zeros((height + 2 * pad) * padded_width, channels)
+        scale_rows = symbols.new_zeros(height * width, channels)
+        symbol_rows = symbols[0].permute(1, 2, 0).reshape(height * width, channels)
+        param_rows = params[0].permute(1, 2, 0).reshape(height * width, -1)
         weight = context_conv.masked_weight()
         # Only the taps the mask keeps (12 of 25) read anything: the context of a wavefront is one
-        # matrix product [n, C*T] @ [C*T, 2C] over those taps, gathered with one index.
+        # matrix product [n, T*C] @ [T*C, 2C] over those taps.
         taps = weight.detach().abs().amax(dim=(0, 1)).nonzero()  # [T, 2] (row, column) in the kernel
-        tap_weight = weight[:, :, taps[:, 0], taps[:, 1]].flatten(1).t().contiguous()  # [C*T, 2C]
+        tap_weight = weight[:, :, taps[:, 0], taps[:, 1]].permute(2, 1, 0).reshape(-1, weight.shape[0])
+        tap_offsets = taps[:, 0] * padded_width + taps[:, 1]  # [T] row offsets in the padded grid
         for t in range(3 * (height - 1) + width):
             hs = torch.tensor([h for h in range(height) if 0 <= t - 3 * h < width])
             ws = t - 3 * hs
-            patches = y_hat[0][:, hs[:, None] + taps[:, 0], ws[:, None] + taps[:, 1]]  # [C, n, T]
-            patches = patches.permute(1, 0, 2).reshape(len(hs), -1)
+            positions = hs * width + ws  # [n] rows of the unpadded grid
+            corners = hs * padded_width + ws  # [n] top-left of each 5x5 window in the padded grid
+            patches = y_rows.index_select(0, (corners[:, None] + tap_offsets).flatten()).view(len(hs), -1)
             ctx = patches @ tap_weight if context_conv.bias is None else \
                 torch.addmm(context_conv.bias, patches, tap_weight)  # [n, 2C]
-            local = params[0][:, hs, ws].T  # [n, P]
+            local = param_rows.index_select(0, positions)  # [n, P]
             means, scale = entropy_parameters(torch.cat((local, ctx), 1)[:, :, None, None]).chunk(2, 1)
-            y_hat[0][:, hs + pad, ws + pad] = symbols[0][:, hs, ws] + means[:, :, 0, 0].T
-            scales[0][:, hs, ws] = scale[:, :, 0, 0].T
-        return y_hat[:, :, pad:-pad, pad:-pad], scales
+            y_rows.index_copy_(0, corners + pad * padded_width + pad,
+                               (symbol_rows.index_select(0, positions) + means[:, :, 0, 0]).to(y_rows.dtype))
+            scale_rows.index_copy_(0, positions, scale[:, :, 0, 0].to(scale_rows.dtype))
+        y_hat = y_rows.view(height + 2 * pad, padded_width, channels).permute(2, 0, 1)[None]
+        scales = scale_rows.view(height, width, channels).permute(2, 0, 1)[None].contiguous()
+        return y_hat[:, :, pad:-pad, pad:-pad].contiguous(), scales
 
     @torch.no_grad()
     def decode(self, ref_frame: torch.Tensor, mv_z_hat: torch.Tensor, z_hat: torch.Tensor,
