@@ -338,11 +338,7 @@ at::Tensor conv2d_epilogue_cpu(const at::Tensor& input, const at::Tensor& weight
     }
   }
 
-  auto narrow = narrow_convolution(input, weight, bias, std::nullopt, stride, padding, dilation, groups,
-                                   Activation::kNone, 0.0, s);
-  auto y = (narrow.has_value() ? *narrow
-                               : at::convolution(input, weight.contiguous(format), bias, stride, padding, dilation,
-                                                 false, {0, 0}, groups))
+  auto y = at::convolution(input, weight.contiguous(format), bias, stride, padding, dilation, false, {0, 0}, groups)
                .contiguous(format);
   if (upscale == 1 && !residual.has_value() && act == Activation::kNone) return y;
   const int64_t r = upscale;
