@@ -8,7 +8,7 @@
 //   the residual sum) is one vectorised pass over contiguous blocks (ATen's strided copy / add).
 // * 1x1, stride 1, on at most kMatrixProductMaxPixels output pixels: one oneDNN matrix product
 //   with the activation as post-op (the residual added in place).
-// * float32, channels_last, groups == 1, few output channels (1-8) against enough input
+// * float32, channels_last, no shuffle, groups == 1, few output channels (1-8) against enough input
 //   channels (narrow_conv_pays): the narrow direct conv of isa/narrow_conv.h (AVX-512), bias,
 //   activation and residual in its store; oneDNN would pad the output channels to 16.
 // * Anything else: the convolution with its bias, then one scalar pass that applies the
