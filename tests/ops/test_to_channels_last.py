@@ -48,3 +48,20 @@ def test_cuda():
     x = torch.randn(2, 19, 7, 13, device="cuda")
     got = ops.to_channels_last(x, torch.float16)
     assert got.is_contiguous(memory_format=torch.channels_last) and torch.equal(got, x.half())
+
+
+@pytest.mark.parametrize("dst", [torch.float32, torch.bfloat16], ids=str)
+def test_special_values_and_rounding_bit_exact(dst):
+    """NaN, infinities, values that round up to infinity in bfloat16 and ties: the same bits as
+    ATen's conversion (round to nearest even, NaN -> 0x7FC0), in the vectorised blocks and tails."""
+    x = torch.randn(2, 37, 11, 29, generator=torch.Generator().manual_seed(3)) * 1e3
+    x[0, 5, 3, 7] = float("nan")
+    x.view(torch.int32)[0, 6, 3, 7] = 0x7FFFFFFF  # a NaN whose plain rounding would carry into the sign bit
+    x[1, 20, 0, 0] = float("inf")
+    x[1, 33, 4, 4] = -float("inf")  # channel tail
+    x[0, 16, 2, 2] = 3.3895313892515355e38  # rounds up to inf in bfloat16
+    x[1, 2, 10, 28] = 1.00390625  # halfway between two bfloat16 values: ties to even
+    got = ops.to_channels_last(x, dst)
+    want = x.to(dst, memory_format=torch.channels_last)
+    bits = torch.int32 if dst == torch.float32 else torch.int16
+    assert torch.equal(got.view(bits), want.view(bits))

@@ -3,8 +3,8 @@
 // ATen's strided copy converts NCHW to channels_last element by element with scattered writes
 // (measured about 2 ns per element here); this kernel moves tiles of kPixels x kChannels through
 // a small buffer so that both the reads and the writes are contiguous runs, and casts on the
-// way; float32 -> float32 with >= 16 channels transposes 16x16 blocks in AVX-512 registers
-// instead. Inputs that are not NCHW-contiguous, and those with fewer than 8 channels, go through
+// way; float32 -> float32 / bfloat16 with >= 16 channels transposes 16x16 blocks in AVX-512
+// registers instead (bfloat16 rounded to nearest even, as ATen rounds). Inputs that are not NCHW-contiguous, and those with fewer than 8 channels, go through
 // ATen.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -97,10 +97,24 @@ LWDVC_AVX512_TARGET inline void transpose_16x16(__m512 (&r)[16]) {
   }
 }
 
-// float32 -> float32 for channels >= 16: every 16 pixels x 16 channels block is loaded as 16
-// channel rows, transposed in registers and stored as 16 pixel rows; the pixel and channel tails
-// go through the tile loop. Work units: blocks of kPixels pixels of one image (all channels).
-LWDVC_AVX512_TARGET void transpose_float_avx512(const float* x, float* y, int64_t channels, int64_t pixels,
+// 16 floats rounded to bfloat16 as ATen rounds (to nearest even; NaN -> 0x7FC0) and stored.
+LWDVC_AVX512_TARGET inline void store_bfloat16(c10::BFloat16* dst, __m512 v) {
+  const __m512i bits = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
+  rounded = _mm512_mask_mov_epi32(rounded, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC0));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm512_cvtepi32_epi16(rounded));
+}
+
+LWDVC_AVX512_TARGET inline void store_16(float* dst, __m512 v) { _mm512_storeu_ps(dst, v); }
+
+LWDVC_AVX512_TARGET inline void store_16(c10::BFloat16* dst, __m512 v) { store_bfloat16(dst, v); }
+
+// float32 -> float32 / bfloat16 for channels >= 16: every 16 pixels x 16 channels block is
+// loaded as 16 channel rows, transposed in registers and stored as 16 pixel rows; the pixel and
+// channel tails go through scalar loops. Work units: blocks of kPixels pixels of one image.
+template <typename out_t>
+LWDVC_AVX512_TARGET void transpose_float_avx512(const float* x, out_t* y, int64_t channels, int64_t pixels,
                                                 int64_t begin, int64_t end) {
   const int64_t tiles_per_image = (pixels + kPixels - 1) / kPixels;
   const int64_t full_channels = channels / 16 * 16;
@@ -108,20 +122,20 @@ LWDVC_AVX512_TARGET void transpose_float_avx512(const float* x, float* y, int64_
     const int64_t n = t / tiles_per_image, p0 = (t % tiles_per_image) * kPixels;
     const int64_t count = std::min(kPixels, pixels - p0);
     const float* src = x + n * channels * pixels;
-    float* dst = y + n * pixels * channels;
+    out_t* dst = y + n * pixels * channels;
     int64_t p = p0;
     for (; p + 16 <= p0 + count; p += 16) {
       for (int64_t c0 = 0; c0 < full_channels; c0 += 16) {
         __m512 r[16];
         for (int c = 0; c < 16; ++c) r[c] = _mm512_loadu_ps(src + (c0 + c) * pixels + p);
         transpose_16x16(r);
-        for (int q = 0; q < 16; ++q) _mm512_storeu_ps(dst + (p + q) * channels + c0, r[q]);
+        for (int q = 0; q < 16; ++q) store_16(dst + (p + q) * channels + c0, r[q]);
       }
       for (int64_t q = p; q < p + 16; ++q)
-        for (int64_t c = full_channels; c < channels; ++c) dst[q * channels + c] = src[c * pixels + q];
+        for (int64_t c = full_channels; c < channels; ++c) dst[q * channels + c] = static_cast<out_t>(src[c * pixels + q]);
     }
     for (; p < p0 + count; ++p)
-      for (int64_t c = 0; c < channels; ++c) dst[p * channels + c] = src[c * pixels + p];
+      for (int64_t c = 0; c < channels; ++c) dst[p * channels + c] = static_cast<out_t>(src[c * pixels + p]);
   }
 }
 #endif
@@ -133,8 +147,8 @@ using TransposeFn = void (*)(const in_t*, out_t*, int64_t, int64_t, int64_t, int
 template <typename in_t, typename out_t>
 TransposeFn<in_t, out_t> transpose_for(bool avx512, int64_t channels) {
 #if defined(__x86_64__)
-  if constexpr (std::is_same_v<in_t, float> && std::is_same_v<out_t, float>) {
-    if (avx512 && channels >= 16) return &transpose_float_avx512;
+  if constexpr (std::is_same_v<in_t, float> && (std::is_same_v<out_t, float> || std::is_same_v<out_t, c10::BFloat16>)) {
+    if (avx512 && channels >= 16) return &transpose_float_avx512<out_t>;
   }
 #endif
   return avx512 ? &transpose_tiles_avx512<in_t, out_t> : &transpose_tiles_default<in_t, out_t>;
