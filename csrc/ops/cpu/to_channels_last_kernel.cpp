@@ -4,8 +4,8 @@
 // (measured about 2 ns per element here); this kernel moves tiles of kPixels x kChannels through
 // a small buffer so that both the reads and the writes are contiguous runs, and casts on the
 // way; float32 -> float32 / bfloat16 with >= 16 channels transposes 16x16 blocks in AVX-512
-// registers instead (bfloat16 rounded to nearest even, as ATen rounds). Inputs that are not NCHW-contiguous, and those with fewer than 8 channels, go through
-// ATen.
+// registers instead (bfloat16 rounded to nearest even, as ATen rounds). Inputs that are not
+// NCHW-contiguous, and those with fewer than 8 channels, go through ATen.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -97,8 +97,10 @@ LWDVC_AVX512_TARGET inline void transpose_16x16(__m512 (&r)[16]) {
   }
 }
 
+LWDVC_AVX512_TARGET inline void store_16(float* dst, __m512 v) { _mm512_storeu_ps(dst, v); }
+
 // 16 floats rounded to bfloat16 as ATen rounds (to nearest even; NaN -> 0x7FC0) and stored.
-LWDVC_AVX512_TARGET inline void store_bfloat16(c10::BFloat16* dst, __m512 v) {
+LWDVC_AVX512_TARGET inline void store_16(c10::BFloat16* dst, __m512 v) {
   const __m512i bits = _mm512_castps_si512(v);
   const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
   __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
@@ -106,9 +108,6 @@ LWDVC_AVX512_TARGET inline void store_bfloat16(c10::BFloat16* dst, __m512 v) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm512_cvtepi32_epi16(rounded));
 }
 
-LWDVC_AVX512_TARGET inline void store_16(float* dst, __m512 v) { _mm512_storeu_ps(dst, v); }
-
-LWDVC_AVX512_TARGET inline void store_16(c10::BFloat16* dst, __m512 v) { store_bfloat16(dst, v); }
 
 // float32 -> float32 / bfloat16 for channels >= 16: every 16 pixels x 16 channels block is
 // loaded as 16 channel rows, transposed in registers and stored as 16 pixel rows; the pixel and

@@ -26,8 +26,10 @@ bool narrow_conv_in_epilogue() { return narrow_conv_in_epilogue_flag.load(std::m
 void set_narrow_conv_in_epilogue(bool enabled) { narrow_conv_in_epilogue_flag.store(enabled); }
 
 NarrowConvRowsFn narrow_conv_for_this_cpu() {
-  const std::string capability = at::get_cpu_capability();
-  return capability.rfind("AVX512", 0) == 0 ? &narrow_conv_rows_AVX512 : nullptr;
+  // Decided once: conv2d_epilogue asks on every call.
+  static const NarrowConvRowsFn chosen =
+      at::get_cpu_capability().rfind("AVX512", 0) == 0 ? &narrow_conv_rows_AVX512 : nullptr;
+  return chosen;
 }
 
 }  // namespace lwdvc
