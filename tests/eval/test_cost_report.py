@@ -46,5 +46,5 @@ def test_report_of_two_models(tmp_path):
     assert text.count("| dense | ") == 4 + 1 and "BD metrics against dense" in text
     with open(paths["plot"], "rb") as file:
         assert file.read(8) == b"\x89PNG\r\n\x1a\n"
-    with pytest.raises(ValueError, match="anchor 'x' is not one of the models"):
+    with pytest.raises(ValueError, match="BD reference 'x' is not one of the models"):
         evaluate_models({"dense": dense}, [sequence], GopSettings(), anchor="x", progress=False)

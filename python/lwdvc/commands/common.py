@@ -5,7 +5,7 @@ import argparse
 import os
 
 __all__ = ["load_codec", "add_sequence_options", "test_sequences", "add_gop_options", "gop_settings",
-           "DEFAULT_MODEL"]
+           "add_classical_options", "classical_codecs", "DEFAULT_MODEL"]
 
 #: The teacher shipped with the package.
 DEFAULT_MODEL = "pretrained:dcvc_hem_w025"
@@ -44,6 +44,25 @@ def add_sequence_options(parser: argparse.ArgumentParser) -> None:
 def add_gop_options(parser: argparse.ArgumentParser, gop: int = 32, frames: int = 96) -> None:
     parser.add_argument("--gop", type=int, default=gop, help=f"intra period (default {gop})")
     parser.add_argument("--frames", type=int, default=frames, help=f"frames to code per sequence (default {frames})")
+
+
+def add_classical_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--anchor", nargs="+", default=[], metavar="CODEC",
+                        help="also code the frames with classical codecs (x264, x265 through PyAV): low-delay P, "
+                             "no B-frames, the same intra period, rate from the coded bytes")
+    parser.add_argument("--anchor-preset", default="medium", help="preset of the classical codecs (default medium)")
+    parser.add_argument("--anchor-crf", type=int, nargs="+", metavar="CRF",
+                        help="CRF of each classical rate point (default 37 32 27 22)")
+    parser.add_argument("--anchor-pix-fmt", default="yuv420p", help="yuv420p (default) or yuv444p")
+    parser.add_argument("--anchor-tune", help="encoder tune of the classical codecs (e.g. zerolatency)")
+
+
+def classical_codecs(args: argparse.Namespace) -> list:
+    """The :class:`~lwdvc.eval.classical.ClassicalCodec` list the ``--anchor*`` options ask for."""
+    from lwdvc.eval.classical import ClassicalCodec
+
+    return [ClassicalCodec(name, preset=args.anchor_preset, crfs=tuple(args.anchor_crf or ()),
+                           pix_fmt=args.anchor_pix_fmt, tune=args.anchor_tune) for name in args.anchor]
 
 
 def gop_settings(args: argparse.Namespace):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from lwdvc.commands.common import (DEFAULT_MODEL, add_gop_options, add_sequence_options, gop_settings,
-                                   load_codec, test_sequences)
+from lwdvc.commands.common import (DEFAULT_MODEL, add_classical_options, add_gop_options, add_sequence_options,
+                                   classical_codecs, gop_settings, load_codec, test_sequences)
 
 HELP = "evaluate codecs: bpp, PSNR (RGB, Y), MS-SSIM per rate point, BD metrics, decoder MACs and latency"
 
@@ -21,6 +21,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--optimize", nargs="+", default=[], choices=("fp32", "bf16"), metavar="DTYPE",
                         help="also evaluate each model with its P-frame decoder optimised by lwdvc_kernels.optimize "
                              "(fused ops, channels_last) computing in fp32 and/or bf16")
+    add_classical_options(parser)
+    parser.add_argument("--bd-reference", metavar="LABEL",
+                        help="label of the BD reference: a model's label or a classical codec's (e.g. 'x264 medium'); "
+                             "default: the first model")
     parser.add_argument("--latency-repeats", type=int, default=10, help="timed decoder runs (0: skip timing)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads for coding (0: default)")
     parser.add_argument("--out", default="lwdvc-eval", help="report folder (default ./lwdvc-eval)")
@@ -38,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     labels = args.labels or [f"model{i}" if len(args.models) > 1 else "model" for i in range(len(args.models))]
     if len(labels) != len(args.models):
         raise ValueError(f"{len(labels)} labels for {len(args.models)} models")
+    classical = classical_codecs(args)  # an unknown encoder or preset fails before any coding
     models = {label: load_codec(spec) for label, spec in zip(labels, args.models)}
     settings = gop_settings(args)
     sequences = test_sequences(args, max_frames=settings.frames)  # bad input fails before optimising
@@ -48,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
             models[f"{label} [optimized {name}]"] = optimize_codec(codec, DTYPES[name])
     report = evaluate_models(models, sequences, settings, rates=args.rates,
                              latency_repeats=args.latency_repeats, progress=not args.no_progress,
-                             mac_sources=sources)
+                             mac_sources=sources, classical=classical, anchor=args.bd_reference)
     report["inputs"] = dict(zip(labels, args.models))
     paths = write_report(report, args.out)
     print(markdown_report(report))

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from lwdvc.data import PaddedSequence
+from lwdvc.eval.classical import ClassicalCodec, classical_curve
 from lwdvc.eval.cost import decoder_cost
 from lwdvc.eval.rd import bd_metrics, curve_arrays, rd_curve
 from lwdvc.eval.sequence import GopSettings
@@ -17,28 +18,48 @@ from lwdvc.plots import plot_rd_curves
 __all__ = ["evaluate_models", "write_report", "markdown_report", "machine_info"]
 
 
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_info() -> dict:
     """Where the numbers were measured."""
-    return {"machine": platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
+    return {"machine": platform.machine(), "cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
             "python": platform.python_version(), "cuda": torch.cuda.is_available()}
 
 
 def evaluate_models(models: Mapping[str, object], sequences: Sequence[PaddedSequence], settings: GopSettings,
                     rates: Sequence[int] | None = None, anchor: str | None = None,
                     latency_repeats: int = 10, progress: bool = True,
-                    mac_sources: Mapping[str, object] | None = None) -> dict:
+                    mac_sources: Mapping[str, object] | None = None,
+                    classical: Sequence[ClassicalCodec] = ()) -> dict:
     """RD curve and P-frame decoder cost of every model; BD metrics of each against ``anchor``.
+
+    Classical codecs (x264, x265) are coded on the same frames with the same GOP; their curves
+    sit under ``report["classical"]``, every learnt model gets BD metrics against each of them
+    (``report["bd_classical"][codec label][model label]``), and one of them may be the BD
+    reference (``anchor`` = its label, e.g. "x264 medium").
 
     Args:
         models: ``{label: VideoCodec}``.
         sequences: padded test sequences (the decoder cost uses the first one's padded size).
         settings: GOP size and frames per sequence.
         rates: rate indices (default: every rate point of each model).
-        anchor: label of the reference model for BD metrics (default: the first).
+        anchor: label of the reference model or classical codec for BD metrics (default: the
+            first model).
         latency_repeats: timed decoder runs per model (median reported); 0 skips timing.
         progress: tqdm bars.
         mac_sources: ``{label: VideoCodec}`` whose decoder MACs and parameters are reported for
             that label (an optimised codec reports its source's; see :func:`decoder_cost`).
+        classical: classical codecs to code as references.
 
     Returns:
         A JSON-able report dict (see :func:`write_report`).
@@ -47,16 +68,25 @@ def evaluate_models(models: Mapping[str, object], sequences: Sequence[PaddedSequ
         raise ValueError("no models to evaluate")
     if not sequences:
         raise ValueError("no test sequences to evaluate")
+    classical_labels = [codec.label for codec in classical]
+    if len(set(classical_labels)) != len(classical_labels) or set(classical_labels) & set(models):
+        raise ValueError(f"labels must be unique across models and classical codecs: {list(models)} "
+                         f"and {classical_labels}")
     anchor = anchor or next(iter(models))
-    if anchor not in models:
-        raise ValueError(f"anchor {anchor!r} is not one of the models: {', '.join(models)}")
+    if anchor not in models and anchor not in classical_labels:
+        raise ValueError(f"BD reference {anchor!r} is not one of the models or classical codecs: "
+                         f"{', '.join(list(models) + classical_labels)}")
     height, width = sequences[0][0].shape[-2:]
     report = {"settings": {"gop": settings.gop, "frames": settings.frames,
                            "sequences": [{"name": s.name, "height": s.original_size[0],
                                           "width": s.original_size[1], "frames": min(len(s), settings.frames)}
                                          for s in sequences],
                            "rate_measure": "estimated entropy of the rounded latents (bits per original pixel)"},
-              "machine": machine_info(), "anchor": anchor, "models": {}, "bd": {}}
+              "machine": machine_info(), "anchor": anchor, "models": {}, "bd": {},
+              "classical": {}, "bd_classical": {}}
+    for codec in classical:
+        report["classical"][codec.label] = {"settings": codec.describe(),
+                                            "rd": classical_curve(codec, sequences, settings, progress=progress)}
     for label, codec in models.items():
         model_rates = list(rates) if rates is not None else list(range(codec.num_rates))
         entry = {"rd": rd_curve(codec, sequences, model_rates, settings, label=label, progress=progress)}
@@ -66,14 +96,18 @@ def evaluate_models(models: Mapping[str, object], sequences: Sequence[PaddedSequ
         if latency_repeats == 0:
             entry["decoder"]["latency"] = None
         report["models"][label] = entry
-    anchor_entry = report["models"][anchor]
-    for label, entry in report["models"].items():
+    anchor_entry = report["models"].get(anchor) or report["classical"][anchor]
+    for label, entry in list(report["models"].items()) + list(report["classical"].items()):
         if label != anchor:
             report["bd"][label] = bd_metrics(anchor_entry["rd"], entry["rd"])
+        if label != anchor and "decoder" in entry and "decoder" in anchor_entry:
             entry["decoder"]["mac_reduction"] = 1.0 - entry["decoder"]["macs"] / anchor_entry["decoder"]["macs"]
             if entry["decoder"]["latency"] and anchor_entry["decoder"]["latency"]:
                 entry["decoder"]["speedup"] = (anchor_entry["decoder"]["latency"]["median_ms"]
                                                / entry["decoder"]["latency"]["median_ms"])
+    for classical_label, classical_entry in report["classical"].items():
+        report["bd_classical"][classical_label] = {label: bd_metrics(classical_entry["rd"], entry["rd"])
+                                                   for label, entry in report["models"].items()}
     return report
 
 
@@ -88,13 +122,22 @@ def markdown_report(report: dict, title: str = "Rate-distortion evaluation") -> 
     m = report["machine"]
     lines = [f"# {title}", "",
              f"Sequences: {seqs}. GOP {s['gop']}, I-frame then P-frames from the decoded reference. "
-             f"Rate: {s['rate_measure']}. Machine: {m['cores']} cores {m['machine']}, torch {m['torch']}.", "",
+             f"Rate: {s['rate_measure']}. Machine: {m['cores']} cores {m.get('cpu', m['machine'])}, torch {m['torch']}.", "",
              "## Rate-distortion", "",
              "| model | rate point | bpp | PSNR RGB (dB) | PSNR Y (dB) | MS-SSIM |", "|---|---|---|---|---|---|"]
     for label, entry in report["models"].items():
         for p in entry["rd"]:
             lines.append(f"| {label} | {p['rate']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['psnr_y']:.2f} | "
                          f"{p['ms_ssim']:.4f} |")
+    for label, entry in report.get("classical", {}).items():
+        for p in entry["rd"]:
+            lines.append(f"| {label} | CRF {p['crf']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['psnr_y']:.2f} | "
+                         f"{p['ms_ssim']:.4f} |")
+    if report.get("classical"):
+        lines += ["", "Classical codecs: " + "; ".join(
+            f"{label}: {e['settings']['encoder']} preset {e['settings']['preset']}, {e['settings']['pix_fmt']}, "
+            f"no B-frames, an I-frame every {s['gop']} frames and no scene-cut I-frames, rate from the coded bytes "
+            "(informational SEI left out)" for label, e in report["classical"].items()) + "."]
     lines += ["", "## P-frame decoder", "",
               "| model | MACs / frame (G) | MAC reduction | parameters | latency median (ms) | speed-up |",
               "|---|---|---|---|---|---|"]
@@ -110,6 +153,15 @@ def markdown_report(report: dict, title: str = "Rate-distortion evaluation") -> 
                   "| model | BD-rate RGB (%) | BD-PSNR RGB (dB) | BD-rate Y (%) | BD-PSNR Y (dB) |",
                   "|---|---|---|---|---|"]
         for label, bd in report["bd"].items():
+            lines.append(f"| {label} | {_fmt(bd['bd_rate'], '+.2f')} | {_fmt(bd['bd_psnr'], '+.3f')} | "
+                         f"{_fmt(bd['bd_rate_y'], '+.2f')} | {_fmt(bd['bd_psnr_y'], '+.3f')} |")
+    for classical_label, table in report.get("bd_classical", {}).items():
+        if classical_label == report["anchor"]:
+            continue
+        lines += ["", f"## BD metrics against {classical_label}", "",
+                  "| model | BD-rate RGB (%) | BD-PSNR RGB (dB) | BD-rate Y (%) | BD-PSNR Y (dB) |",
+                  "|---|---|---|---|---|"]
+        for label, bd in table.items():
             lines.append(f"| {label} | {_fmt(bd['bd_rate'], '+.2f')} | {_fmt(bd['bd_psnr'], '+.3f')} | "
                          f"{_fmt(bd['bd_rate_y'], '+.2f')} | {_fmt(bd['bd_psnr_y'], '+.3f')} |")
     if report["models"]:
@@ -134,7 +186,8 @@ def write_report(report: dict, out_dir: str | os.PathLike, name: str = "report",
         json.dump(report, file, indent=1)
     with open(paths["markdown"], "w") as file:
         file.write(markdown_report(report, title))
-    curves = {label: curve_arrays(entry["rd"]) for label, entry in report["models"].items()}
+    curves = {label: curve_arrays(entry["rd"])
+              for label, entry in list(report["models"].items()) + list(report.get("classical", {}).items())}
     notes = {label: f"BD-PSNR {bd['bd_psnr']:+.2f} dB" for label, bd in report["bd"].items()
              if bd.get("bd_psnr") is not None}
     plot_rd_curves(curves, paths["plot"], title=title, annotations=notes)
