@@ -227,6 +227,75 @@ class DCVCHEM(nn.Module):
         return out
 
     # ----------------------------------------------------------------- training forward
+    def _code_motion(self, x: torch.Tensor, dpb: dict, curr_mv_y_q: torch.Tensor, decoder_q: str):
+        """Estimate, code and decode the motion of padded ``x`` against ``dpb``.
+
+        Returns:
+            (mv_y, mv_z, dual-prior result of mv_y, mv_y_hat [N, mv, H/16, W/16]).
+        """
+        mv_y = self.mv_encoder(self.optic_flow(x, dpb["ref_frame"])) / curr_mv_y_q
+        mv_z = self.mv_hyper_prior_encoder(mv_y)
+        mv_params = self.mv_hyper_prior_decoder(quantize(mv_z, decoder_q))
+        ref_mv_y = self._reference_latent(dpb, "ref_mv_y", mv_y, self.channel_mv)
+        mv_q_step, mv_scales, mv_means = self.mv_y_prior_fusion(
+            torch.cat((mv_params, ref_mv_y), 1)).chunk(3, 1)
+        mv_coded = dual_prior_forward(mv_y, mv_means, mv_scales, mv_q_step,
+                                      self.mv_y_spatial_prior, decoder_q)
+        return mv_y, mv_z, mv_coded, mv_coded["y_hat"] * curr_mv_y_q
+
+    def _motion_bits(self, mv_coded: dict, mv_z: torch.Tensor, rate_q: str) -> dict[str, torch.Tensor]:
+        """Bits per element of the motion latent and its hyper latent."""
+        residual = quantize(mv_coded["y_res"], "noise") if rate_q == "noise" else mv_coded["y_q"]
+        return {"bpp_mv_y": likelihood_to_bits(laplace_likelihood(residual, mv_coded["scales_hat"])),
+                "bpp_mv_z": likelihood_to_bits(factorized_likelihood(quantize(mv_z, rate_q),
+                                                                     self.bit_estimator_z_mv))}
+
+    def motion_modules(self) -> dict[str, nn.Module]:
+        """Submodules (and the motion q-scale parameters' owner) that code motion alone."""
+        names = ("optic_flow", "mv_encoder", "mv_decoder", "mv_hyper_prior_encoder", "mv_hyper_prior_decoder",
+                 "mv_y_prior_fusion", "mv_y_spatial_prior", "bit_estimator_z_mv")
+        return {name: getattr(self, name) for name in names}
+
+    def motion_parameters(self) -> list[nn.Parameter]:
+        """Parameters of motion coding: :meth:`motion_modules` and the motion quantisation steps."""
+        params = [p for module in self.motion_modules().values() for p in module.parameters()]
+        return params + [self.mv_y_q_basic, self.mv_y_q_scale]
+
+    def forward_motion(self, frame: torch.Tensor, dpb: dict, mv_y_q_scale=None, quant: str = "noise") -> dict:
+        """Code only the motion of ``frame`` against ``dpb`` (motion pre-training).
+
+        Args:
+            frame: [N, 3, H, W] in [0, 1] (padded internally to multiples of 64).
+            dpb: decoded picture buffer with ``ref_frame`` (as for :meth:`forward`).
+            mv_y_q_scale: motion quantisation scale (None = first anchor).
+            quant: "noise", "ste" or "round".
+
+        Returns:
+            ``{"warped": [N, 3, H, W] reference warped by the decoded flow (not clamped),
+            "mv_hat": [N, 2, H', W'] decoded flow at the padded size, "bpp_mv_y", "bpp_mv_z",
+            "bpp": [N] bits per original pixel}``.
+        """
+        check_frame(frame, "frame")
+        if quant not in QUANT_MODES:
+            raise ValueError(f"quant must be one of {QUANT_MODES}, got {quant!r}")
+        num_pixels = frame.shape[-2] * frame.shape[-1]
+        x, padding = pad_frame(frame)
+        dpb = dict(dpb)
+        check_frame(dpb.get("ref_frame"), "dpb['ref_frame']")
+        if dpb["ref_frame"].shape[-2:] != x.shape[-2:]:
+            dpb["ref_frame"], _ = pad_frame(dpb["ref_frame"])
+        decoder_q = "round" if quant == "round" else "ste"
+        rate_q = quant if quant == "noise" else decoder_q
+        curr_mv_y_q = self.get_curr_mv_y_q(q_scale_value(mv_y_q_scale, self.mv_y_q_scale, "mv_y_q_scale"))
+        _, mv_z, mv_coded, mv_y_hat = self._code_motion(x, dpb, curr_mv_y_q, decoder_q)
+        mv_hat = self.mv_decoder(mv_y_hat)
+        result = {key: value.sum(dim=(1, 2, 3)) / num_pixels
+                  for key, value in self._motion_bits(mv_coded, mv_z, rate_q).items()}
+        result["bpp"] = result["bpp_mv_y"] + result["bpp_mv_z"]
+        result["warped"] = crop_frame(flow_warp(dpb["ref_frame"], mv_hat), padding)
+        result["mv_hat"] = mv_hat
+        return result
+
     def forward(self, frame: torch.Tensor, dpb: dict, mv_y_q_scale=None, y_q_scale=None,
                 quant: str = "noise") -> dict:
         """Code ``frame`` against ``dpb`` and estimate the rate (no arithmetic coding).
@@ -258,15 +327,7 @@ class DCVCHEM(nn.Module):
         curr_mv_y_q = self.get_curr_mv_y_q(q_scale_value(mv_y_q_scale, self.mv_y_q_scale, "mv_y_q_scale"))
         curr_y_q = self.get_curr_y_q(q_scale_value(y_q_scale, self.y_q_scale, "y_q_scale"))
 
-        mv_y = self.mv_encoder(self.optic_flow(x, dpb["ref_frame"])) / curr_mv_y_q
-        mv_z = self.mv_hyper_prior_encoder(mv_y)
-        mv_params = self.mv_hyper_prior_decoder(quantize(mv_z, decoder_q))
-        ref_mv_y = self._reference_latent(dpb, "ref_mv_y", mv_y, self.channel_mv)
-        mv_q_step, mv_scales, mv_means = self.mv_y_prior_fusion(
-            torch.cat((mv_params, ref_mv_y), 1)).chunk(3, 1)
-        mv_coded = dual_prior_forward(mv_y, mv_means, mv_scales, mv_q_step,
-                                      self.mv_y_spatial_prior, decoder_q)
-        mv_y_hat = mv_coded["y_hat"] * curr_mv_y_q
+        mv_y, mv_z, mv_coded, mv_y_hat = self._code_motion(x, dpb, curr_mv_y_q, decoder_q)
         context1, context2, context3, _ = self.motion_compensation(dpb, self.mv_decoder(mv_y_hat))
         y = self.contextual_encoder(x, context1, context2, context3) / curr_y_q
         z = self.contextual_hyper_prior_encoder(y)
@@ -284,10 +345,7 @@ class DCVCHEM(nn.Module):
             return quantize(residual, "noise") if rate_q == "noise" else quantised
 
         bits = {
-            "bpp_mv_y": likelihood_to_bits(laplace_likelihood(
-                rate_value(mv_coded["y_q"], mv_coded["y_res"]), mv_coded["scales_hat"])),
-            "bpp_mv_z": likelihood_to_bits(factorized_likelihood(
-                quantize(mv_z, rate_q), self.bit_estimator_z_mv)),
+            **self._motion_bits(mv_coded, mv_z, rate_q),
             "bpp_y": likelihood_to_bits(laplace_likelihood(
                 rate_value(coded["y_q"], coded["y_res"]), coded["scales_hat"])),
             "bpp_z": likelihood_to_bits(factorized_likelihood(quantize(z, rate_q),

@@ -12,8 +12,10 @@ __all__ = ["TrainConfig", "DCVC_HEM_LAMBDAS", "STAGES", "default_lambdas"]
 
 #: Rate-distortion lambdas of DCVC-HEM's four rate points (MSE on [0, 1] frames).
 DCVC_HEM_LAMBDAS = (85.0, 170.0, 380.0, 840.0)
-#: What a run trains: the I-frame codec alone, the P-frame codec (I-frame codec frozen), or both.
-STAGES = ("intra", "inter", "joint")
+#: What a run trains: the I-frame codec alone, the P-frame codec's motion estimator on synthetic
+#: motion ("flow"), its motion coding with a warping loss ("motion"), the P-frame codec (I-frame
+#: codec frozen), or both codecs.
+STAGES = ("intra", "flow", "motion", "inter", "joint")
 
 
 def default_lambdas(rate_points: int) -> list[float]:
@@ -37,8 +39,11 @@ class TrainConfig:
         lambdas: RD lambda per rate point (loss = lambda * MSE + bpp); one value for fixed-rate
             families. Default: DCVC-HEM's four for four rate points, else geometric from 85 to
             840 over the rate points (one point: 380).
-        stage: "intra" (single frames, I-frame codec only), "inter" (I-frame codec frozen) or
-            "joint".
+        stage: "intra" (single frames, I-frame codec only), "flow" (the P-frame codec's motion
+            estimator alone, supervised by synthetic flow fields applied to real frames; loss:
+            end-point error), "motion" (motion estimation and motion coding alone on real frame
+            pairs; loss ``lambda * MSE(warped reference, frame) + motion bpp``), "inter" (I-frame
+            codec frozen) or "joint".
         frames: frames per training group (1 I-frame followed by frames-1 P-frames).
         crop: square crop side (pixels) of the training groups.
         batch_size: global batch size (split over data-parallel ranks).
@@ -51,7 +56,9 @@ class TrainConfig:
         checkpoint_every: steps between checkpoints (the last step always writes one).
         log_every: steps between history records.
         threads: torch CPU threads per process (0 = leave torch's default).
-        init: checkpoint (or ``pretrained:<name>``) whose model weights start the run.
+        init: where the starting weights come from: a checkpoint, ``pretrained:<name>``, or several
+            ``PART=SOURCE`` items separated by commas that each load one part ("intra" or "inter")
+            from a source, e.g. ``intra=a/checkpoint.pt,inter=b/checkpoint.pt``.
     """
 
     family: str = "dcvc_hem"
@@ -91,7 +98,7 @@ class TrainConfig:
             raise ValueError(f"lambdas must be > 0, got {self.lambdas}")
         if self.stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
-        if self.stage == "intra":
+        if self.stage in ("intra", "flow"):
             self.frames = 1
         elif self.frames < 2:
             raise ValueError(f"stage {self.stage!r} needs frames >= 2 (an I-frame and P-frames), got {self.frames}")

@@ -27,7 +27,7 @@ from lwdvc.train.codec import VideoCodec
 from lwdvc.train.config import TrainConfig
 from lwdvc.train.data import training_dataset
 from lwdvc.train.distributed import DistContext
-from lwdvc.train.objective import RDObjective
+from lwdvc.train.objective import RDObjective, check_motion_stage
 from lwdvc.train.sampler import StepSampler
 
 __all__ = ["train", "TrainingDiverged", "CHECKPOINT_NAME", "load_init_weights"]
@@ -48,9 +48,22 @@ def _seed_everything(seed: int) -> None:
 def load_init_weights(codec: VideoCodec, source: str) -> None:
     """Copy model weights from a training checkpoint or ``pretrained:<name>`` into ``codec``.
 
+    ``source`` may also be comma-separated ``PART=SOURCE`` items (PART "intra" or "inter"), each
+    loading only that part of the codec from its source.
+
     Raises:
         CheckpointError: the source holds another codec (family, widths or rate points).
+        ValueError: an unknown part.
     """
+    if "=" in source:
+        for item in source.split(","):
+            part, _, path = item.partition("=")
+            if part not in ("intra", "inter") or not path:
+                raise ValueError(f"init item {item!r}: give PART=SOURCE with PART 'intra' or 'inter'")
+            donor = VideoCodec.from_config(codec.config)
+            load_init_weights(donor, path)
+            getattr(codec, part).load_state_dict(getattr(donor, part).state_dict())
+        return
     if source.startswith("pretrained:"):
         from lwdvc.models.pretrained import pretrained
 
@@ -67,8 +80,13 @@ def load_init_weights(codec: VideoCodec, source: str) -> None:
 def _trainable(codec: VideoCodec, stage: str) -> list[torch.nn.Parameter]:
     for parameter in codec.parameters():
         parameter.requires_grad_(False)
-    parts = {"intra": [codec.intra], "inter": [codec.inter], "joint": [codec.intra, codec.inter]}[stage]
-    params = [p for part in parts for p in part.parameters()]
+    if stage in ("flow", "motion"):
+        check_motion_stage(codec, stage)
+        params = (list(codec.inter.optic_flow.parameters()) if stage == "flow"
+                  else codec.inter.motion_parameters())
+    else:
+        parts = {"intra": [codec.intra], "inter": [codec.inter], "joint": [codec.intra, codec.inter]}[stage]
+        params = [p for part in parts for p in part.parameters()]
     for parameter in params:
         parameter.requires_grad_(True)
     return params

@@ -4,9 +4,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lwdvc.models.layers import flow_warp
 from lwdvc.train.codec import VideoCodec
+from lwdvc.train.synthetic_motion import endpoint_error, synthetic_pair
 
-__all__ = ["RDObjective"]
+__all__ = ["RDObjective", "check_motion_stage"]
+
+
+def check_motion_stage(codec: VideoCodec, stage: str) -> None:
+    """Raise ValueError unless ``codec``'s P-frame codec supports the motion pre-training stages."""
+    inter = codec.inter
+    if not (hasattr(inter, "forward_motion") and hasattr(inter, "optic_flow") and hasattr(inter, "motion_parameters")):
+        raise ValueError(f"stage {stage!r} needs a P-frame codec with a flow estimator and separate motion coding "
+                         f"(dcvc_hem); the {codec.family} codec has none")
 
 
 class RDObjective(nn.Module):
@@ -18,8 +28,10 @@ class RDObjective(nn.Module):
     Args:
         codec: the codec being trained.
         lambdas: RD lambda per rate point.
-        stage: "intra" (I-frames only), "inter" (I-frame codec run without gradient; only P-frame
-            losses count) or "joint".
+        stage: "intra" (I-frames only), "flow" (end-point error of the motion estimator on
+            synthetic motion of frame 0), "motion" (warping loss + motion bpp on consecutive real
+            frames, original frames as references), "inter" (I-frame codec run without gradient;
+            only P-frame losses count) or "joint".
     """
 
     def __init__(self, codec: VideoCodec, lambdas: list[float], stage: str = "joint") -> None:
@@ -28,6 +40,8 @@ class RDObjective(nn.Module):
             raise ValueError(f"{len(lambdas)} lambdas for a codec with {codec.num_rates} rate points")
         self.codec = codec
         self.stage = stage
+        if stage in ("flow", "motion"):
+            check_motion_stage(codec, stage)
         self.register_buffer("lambdas", torch.tensor(lambdas, dtype=torch.float32), persistent=False)
 
     def forward(self, group: torch.Tensor, rate: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -38,11 +52,17 @@ class RDObjective(nn.Module):
             rate: rate-point indices [N].
 
         Returns:
-            ``{"loss": scalar, "bpp": scalar, "mse": scalar}`` (means over counted frames).
+            ``{"loss": scalar, "bpp": scalar, "mse": scalar}`` (means over counted frames; in the
+            "flow" stage ``mse`` is that of the reference warped by the estimated flow, and
+            ``loss`` the mean end-point error in pixels).
         """
         if group.dim() != 5 or group.shape[2] != 3:
             raise ValueError(f"group must be [N, T, 3, H, W], got {tuple(group.shape)}")
         lam = self.lambdas[rate]
+        if self.stage == "flow":
+            return self._flow(group[:, 0])
+        if self.stage == "motion":
+            return self._motion(group, rate, lam)
         losses, bpps, mses = [], [], []
 
         def count(recon: torch.Tensor, target: torch.Tensor, bpp: torch.Tensor) -> None:
@@ -64,5 +84,25 @@ class RDObjective(nn.Module):
                 out = self.codec.code_inter(group[:, t], state, rate)
                 count(out["recon"], group[:, t], out["bpp"])
                 state = dict(out["state"], ref_frame=out["state"]["ref_frame"].clamp(0, 1))
+        return {"loss": torch.stack(losses).mean(), "bpp": torch.stack(bpps).mean(),
+                "mse": torch.stack(mses).mean()}
+
+    def _flow(self, reference: torch.Tensor) -> dict[str, torch.Tensor]:
+        current, flow = synthetic_pair(reference)
+        estimate = self.codec.inter.optic_flow(current, reference)
+        epe = endpoint_error(estimate, flow)
+        mse = (flow_warp(reference, estimate) - current).square().mean(dim=(1, 2, 3))
+        return {"loss": epe.mean(), "bpp": torch.zeros(()), "mse": mse.detach().mean()}
+
+    def _motion(self, group: torch.Tensor, rate: torch.Tensor, lam: torch.Tensor) -> dict[str, torch.Tensor]:
+        inter = self.codec.inter
+        losses, bpps, mses = [], [], []
+        for t in range(1, group.shape[1]):
+            out = inter.forward_motion(group[:, t], {"ref_frame": group[:, t - 1]},
+                                       mv_y_q_scale=inter.mv_y_q_scale[rate])
+            mse = (out["warped"] - group[:, t]).square().mean(dim=(1, 2, 3))
+            losses.append(lam * mse + out["bpp"])
+            bpps.append(out["bpp"].detach())
+            mses.append(mse.detach())
         return {"loss": torch.stack(losses).mean(), "bpp": torch.stack(bpps).mean(),
                 "mse": torch.stack(mses).mean()}
