@@ -60,3 +60,46 @@ def plot_rd_curves(
     os.makedirs(parent, exist_ok=True)
     fig.savefig(path, dpi=dpi, format="png")
     return path
+
+
+def plot_per_frame(
+    series: Mapping[str, Mapping[str, Sequence[float]]],
+    path: str | os.PathLike,
+    title: str | None = None,
+    dpi: int = 120,
+) -> str:
+    """PSNR (top) and bits per pixel (bottom, log scale) of every coded frame, one line per label.
+
+    Args:
+        series: ``{label: {"psnr": [...], "bpp": [...]}}`` (lists of equal length per label).
+        path: output PNG.
+
+    Returns:
+        The path written.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not series:
+        raise ValueError("plot_per_frame needs at least one series")
+    fig = Figure(figsize=(7.0, 5.5))
+    FigureCanvasAgg(fig)
+    top, bottom = fig.add_subplot(2, 1, 1), fig.add_subplot(2, 1, 2)
+    for label, values in series.items():
+        if len(values["psnr"]) != len(values["bpp"]) or not values["psnr"]:
+            raise ValueError(f"series {label!r}: {len(values['psnr'])} PSNR and {len(values['bpp'])} bpp values")
+        frames = np.arange(len(values["psnr"]))
+        top.plot(frames, values["psnr"], linewidth=1.2, label=label)
+        bottom.semilogy(frames, values["bpp"], linewidth=1.2, label=label)
+    top.set_ylabel("PSNR RGB (dB)")
+    bottom.set_ylabel("bits per pixel")
+    bottom.set_xlabel("frame")
+    for ax in (top, bottom):
+        ax.grid(True, alpha=0.3)
+    top.legend(loc="best", fontsize="x-small")
+    if title:
+        top.set_title(title)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)
+    fig.savefig(os.fspath(path), dpi=dpi, format="png")
+    return os.fspath(path)

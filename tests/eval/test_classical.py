@@ -8,7 +8,7 @@ from lwdvc.cli import main
 from lwdvc.data import PaddedSequence
 from lwdvc.eval import GopSettings
 from lwdvc.eval.classical import ClassicalCodec, ClassicalCodecError, classical_curve, code_sequence_classical, sei_bytes
-from lwdvc.eval.report import evaluate_models, markdown_report
+from lwdvc.eval.report import evaluate_models, markdown_report, write_report
 from lwdvc.metrics import psnr
 from tests.eval.helpers import TensorSequence, moving_frames, tiny_codec, tiny_sequence
 
@@ -88,17 +88,26 @@ def test_missing_encoder_is_named(monkeypatch):
         ClassicalCodec("x265")
 
 
-def test_report_includes_anchor_and_can_use_it_as_bd_reference():
+def test_report_includes_anchor_and_can_use_it_as_bd_reference(tmp_path):
     torch.manual_seed(0)
-    sequence = tiny_sequence(2, height=64, width=64)
-    report = evaluate_models({"learnt": tiny_codec()}, [sequence], GopSettings(gop=2, frames=2), rates=[0, 3],
+    sequence = tiny_sequence(4, height=64, width=64)
+    report = evaluate_models({"learnt": tiny_codec()}, [sequence], GopSettings(gop=4, frames=4), rates=[0, 3],
                              latency_repeats=0, progress=False, classical=[ClassicalCodec("x264", crfs=(45, 35))],
-                             anchor="x264 medium")
+                             anchor="x264 medium", all_intra=True)
+    intra = report["all_intra"]["learnt"]["rd"]
+    assert [p["rate"] for p in intra] == [0, 3]
+    assert all(kind == "I" for p in intra for kind in p["sequences"][0]["per_frame"]["type"])
+    assert set(report["bd_all_intra"]["learnt"]) >= {"bd_rate", "bd_psnr"}
     assert report["anchor"] == "x264 medium"
     assert [p["crf"] for p in report["classical"]["x264 medium"]["rd"]] == [45, 35]
     assert set(report["bd"]) == {"learnt"} and set(report["bd_classical"]["x264 medium"]) == {"learnt"}
     text = markdown_report(report)
     assert "| x264 medium | CRF 45 |" in text and "no scene-cut I-frames" in text
+    assert "against all-intra coding" in text and "## Quality over a GOP" in text
+    paths = write_report(report, tmp_path)
+    for key in ("plot", "frames_plot"):
+        with open(paths[key], "rb") as file:
+            assert file.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cli_unknown_preset_is_one_line(capsys):

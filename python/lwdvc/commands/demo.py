@@ -3,7 +3,7 @@
 Loads the shipped teacher (DCVC-HEM at width 0.25), prunes its P-frame decoder with gradient decay
 + adaptive layer-wise distillation to 65 % fewer decoder MACs, compacts it (verified against the
 masked model), evaluates teacher and compacted student at every rate point on the held-out clip
-and writes demo.json, demo.md, demo_rd.png, curves.png and the compacted model into --out.
+next to x264 (``--anchor``) and writes demo.json, demo.md, demo_rd.png, curves.png and the compacted model into --out.
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import json
 import os
 import time
 
-from lwdvc.commands.common import DEFAULT_MODEL, add_gop_options, add_sequence_options, gop_settings, load_codec, \
-    test_sequences
+from lwdvc.commands.common import (DEFAULT_MODEL, add_classical_options, add_gop_options, add_sequence_options,
+                                   classical_codecs, gop_settings, load_codec, test_sequences)
 from lwdvc.commands.prune import add_prune_options, prune_config
 
 HELP = "prune the shipped teacher to a 65 percent decoder-MAC reduction, compact it and compare RD (about 10 minutes on 2 cores)"
@@ -26,6 +26,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_prune_options(parser, steps=600, crop=64)
     add_sequence_options(parser)
     add_gop_options(parser, gop=6, frames=12)
+    add_classical_options(parser)
+    parser.set_defaults(anchor=["x264"])
     parser.add_argument("--latency-repeats", type=int, default=10, help="timed decoder runs (median)")
     parser.add_argument("--no-progress", action="store_true")
     return parser
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     progress = not args.no_progress
     print(f"[1/4] loading the teacher {args.model}", flush=True)
+    classical = classical_codecs(args)
     teacher = load_codec(args.model)
     settings = gop_settings(args)
     sequences = test_sequences(args, max_frames=settings.frames)
@@ -61,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"[4/4] evaluating teacher and pruned codec on {', '.join(s.name for s in sequences)} "
           f"(GOP {settings.gop}, {settings.frames} frames, {teacher.num_rates} rate points)", flush=True)
     models = {"teacher (dense)": teacher, "pruned GD+ALD (compacted)": result["compacted"]}
-    report = evaluate_models(models, sequences, settings, latency_repeats=args.latency_repeats, progress=progress)
+    report = evaluate_models(models, sequences, settings, latency_repeats=args.latency_repeats, progress=progress,
+                             classical=classical)
     report["pruning"] = {"config": result["config"], "compaction": {k: v for k, v in compaction.items()
                                                                     if k != "modules"},
                          "compaction_modules": {k: list(v) for k, v in compaction["modules"].items()},

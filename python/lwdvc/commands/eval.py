@@ -22,6 +22,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="also evaluate each model with its P-frame decoder optimised by lwdvc_kernels.optimize "
                              "(fused ops, channels_last) computing in fp32 and/or bf16")
     add_classical_options(parser)
+    parser.add_argument("--all-intra", action="store_true",
+                        help="also code every frame as an I-frame with each model and report what P-frame coding saves")
     parser.add_argument("--bd-reference", metavar="LABEL",
                         help="label of the BD reference: a model's label or a classical codec's (e.g. 'x264 medium'); "
                              "default: the first model")
@@ -53,9 +55,10 @@ def run(args: argparse.Namespace) -> int:
             models[f"{label} [optimized {name}]"] = optimize_codec(codec, DTYPES[name])
     report = evaluate_models(models, sequences, settings, rates=args.rates,
                              latency_repeats=args.latency_repeats, progress=not args.no_progress,
-                             mac_sources=sources, classical=classical, anchor=args.bd_reference)
+                             mac_sources=sources, classical=classical, anchor=args.bd_reference,
+                             all_intra=args.all_intra)
     report["inputs"] = dict(zip(labels, args.models))
     paths = write_report(report, args.out)
     print(markdown_report(report))
-    print(f"wrote {paths['json']}, {paths['markdown']} and {paths['plot']}")
+    print(f"wrote {paths['json']}, {paths['markdown']}, {paths['plot']} and {paths['frames_plot']}")
     return 0

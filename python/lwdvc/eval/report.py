@@ -13,7 +13,7 @@ from lwdvc.eval.classical import ClassicalCodec, classical_curve
 from lwdvc.eval.cost import decoder_cost
 from lwdvc.eval.rd import bd_metrics, curve_arrays, rd_curve
 from lwdvc.eval.sequence import GopSettings
-from lwdvc.plots import plot_rd_curves
+from lwdvc.plots import plot_per_frame, plot_rd_curves
 
 __all__ = ["evaluate_models", "write_report", "markdown_report", "machine_info"]
 
@@ -40,7 +40,7 @@ def evaluate_models(models: Mapping[str, object], sequences: Sequence[PaddedSequ
                     rates: Sequence[int] | None = None, anchor: str | None = None,
                     latency_repeats: int = 10, progress: bool = True,
                     mac_sources: Mapping[str, object] | None = None,
-                    classical: Sequence[ClassicalCodec] = ()) -> dict:
+                    classical: Sequence[ClassicalCodec] = (), all_intra: bool = False) -> dict:
     """RD curve and P-frame decoder cost of every model; BD metrics of each against ``anchor``.
 
     Classical codecs (x264, x265) are coded on the same frames with the same GOP; their curves
@@ -60,6 +60,9 @@ def evaluate_models(models: Mapping[str, object], sequences: Sequence[PaddedSequ
         mac_sources: ``{label: VideoCodec}`` whose decoder MACs and parameters are reported for
             that label (an optimised codec reports its source's; see :func:`decoder_cost`).
         classical: classical codecs to code as references.
+        all_intra: also code every frame of each model as an I-frame (``report["all_intra"]``) and
+            give the BD metrics of its normal GOP coding against that (``report["bd_all_intra"]``:
+            a negative BD-rate is what P-frame coding saves).
 
     Returns:
         A JSON-able report dict (see :func:`write_report`).
@@ -83,7 +86,7 @@ def evaluate_models(models: Mapping[str, object], sequences: Sequence[PaddedSequ
                                          for s in sequences],
                            "rate_measure": "estimated entropy of the rounded latents (bits per original pixel)"},
               "machine": machine_info(), "anchor": anchor, "models": {}, "bd": {},
-              "classical": {}, "bd_classical": {}}
+              "classical": {}, "bd_classical": {}, "all_intra": {}, "bd_all_intra": {}}
     for codec in classical:
         report["classical"][codec.label] = {"settings": codec.describe(),
                                             "rd": classical_curve(codec, sequences, settings, progress=progress)}
@@ -96,6 +99,12 @@ def evaluate_models(models: Mapping[str, object], sequences: Sequence[PaddedSequ
         if latency_repeats == 0:
             entry["decoder"]["latency"] = None
         report["models"][label] = entry
+        if all_intra:
+            intra_settings = GopSettings(gop=1, frames=settings.frames)
+            intra = rd_curve(codec, sequences, model_rates, intra_settings, label=f"{label} all-intra",
+                             progress=progress)
+            report["all_intra"][label] = {"rd": intra}
+            report["bd_all_intra"][label] = bd_metrics(intra, entry["rd"])
     anchor_entry = report["models"].get(anchor) or report["classical"][anchor]
     for label, entry in list(report["models"].items()) + list(report["classical"].items()):
         if label != anchor:
@@ -155,6 +164,17 @@ def markdown_report(report: dict, title: str = "Rate-distortion evaluation") -> 
         for label, bd in report["bd"].items():
             lines.append(f"| {label} | {_fmt(bd['bd_rate'], '+.2f')} | {_fmt(bd['bd_psnr'], '+.3f')} | "
                          f"{_fmt(bd['bd_rate_y'], '+.2f')} | {_fmt(bd['bd_psnr_y'], '+.3f')} |")
+    if report.get("all_intra"):
+        lines += ["", "## P-frame coding against all-intra coding (same model, every frame an I-frame)", "",
+                  "| model | all-intra bpp | all-intra PSNR RGB (dB) | BD-rate RGB (%) | BD-PSNR RGB (dB) |",
+                  "|---|---|---|---|---|"]
+        for label, entry in report["all_intra"].items():
+            bd = report["bd_all_intra"][label]
+            points = ", ".join(f"{p['bpp']:.4f}" for p in entry["rd"])
+            quality = ", ".join(f"{p['psnr']:.2f}" for p in entry["rd"])
+            lines.append(f"| {label} | {points} | {quality} | {_fmt(bd['bd_rate'], '+.2f')} | "
+                         f"{_fmt(bd['bd_psnr'], '+.3f')} |")
+    lines += _gop_drift_lines(report)
     for classical_label, table in report.get("bd_classical", {}).items():
         if classical_label == report["anchor"]:
             continue
@@ -172,23 +192,57 @@ def markdown_report(report: dict, title: str = "Rate-distortion evaluation") -> 
     return "\n".join(lines) + "\n"
 
 
+def _gop_drift_lines(report: dict) -> list[str]:
+    """Per model and rate point: PSNR of the first and the last P-frame of each GOP (first sequence)."""
+    gop = report["settings"]["gop"]
+    if gop < 3:
+        return []
+    lines = ["", f"## Quality over a GOP (first sequence, mean over its GOPs of {gop} frames)", "",
+             "| model | rate point | I-frame PSNR | first P-frame PSNR | last P-frame PSNR | P-frame bpp |",
+             "|---|---|---|---|---|---|"]
+    for label, entry in list(report["models"].items()) + list(report.get("classical", {}).items()):
+        for p in entry["rd"]:
+            frames = p["sequences"][0]["per_frame"]
+            kinds, values = frames["type"], frames["psnr"]
+            firsts = [values[i + 1] for i, k in enumerate(kinds[:-1]) if k == "I" and kinds[i + 1] == "P"]
+            lasts = [values[i] for i, k in enumerate(kinds) if k == "P" and (i + 1 == len(kinds) or kinds[i + 1] == "I")
+                     and i % gop == gop - 1]
+            intra = [v for v, k in zip(values, kinds) if k == "I"]
+            p_bpp = [b for b, k in zip(frames["bpp"], kinds) if k == "P"]
+            name = f"CRF {p['crf']}" if "crf" in p else str(p["rate"])
+            lines.append(f"| {label} | {name} | {_fmt(sum(intra) / len(intra) if intra else None, '.2f')} | "
+                         f"{_fmt(sum(firsts) / len(firsts) if firsts else None, '.2f')} | "
+                         f"{_fmt(sum(lasts) / len(lasts) if lasts else None, '.2f')} | "
+                         f"{_fmt(sum(p_bpp) / len(p_bpp) if p_bpp else None, '.4f')} |")
+    return lines
+
+
 def write_report(report: dict, out_dir: str | os.PathLike, name: str = "report",
                  title: str = "Rate-distortion evaluation") -> dict[str, str]:
-    """Write ``<name>.json``, ``<name>.md`` and the RD plot ``<name>_rd.png`` into ``out_dir``.
+    """Write ``<name>.json``, ``<name>.md``, the RD plot ``<name>_rd.png`` and the per-frame plot
+    ``<name>_frames.png`` (each model's middle rate point, first sequence) into ``out_dir``.
 
     Returns:
-        ``{"json", "markdown", "plot"}`` paths.
+        ``{"json", "markdown", "plot", "frames_plot"}`` paths.
     """
     os.makedirs(out_dir, exist_ok=True)
     paths = {"json": os.path.join(out_dir, f"{name}.json"), "markdown": os.path.join(out_dir, f"{name}.md"),
-             "plot": os.path.join(out_dir, f"{name}_rd.png")}
+             "plot": os.path.join(out_dir, f"{name}_rd.png"), "frames_plot": os.path.join(out_dir, f"{name}_frames.png")}
     with open(paths["json"], "w") as file:
         json.dump(report, file, indent=1)
     with open(paths["markdown"], "w") as file:
         file.write(markdown_report(report, title))
-    curves = {label: curve_arrays(entry["rd"])
-              for label, entry in list(report["models"].items()) + list(report.get("classical", {}).items())}
+    entries = list(report["models"].items()) + list(report.get("classical", {}).items())
+    curves = {label: curve_arrays(entry["rd"]) for label, entry in entries}
+    curves.update({f"{label} all-intra": curve_arrays(entry["rd"]) for label, entry in report.get("all_intra", {}).items()})
     notes = {label: f"BD-PSNR {bd['bd_psnr']:+.2f} dB" for label, bd in report["bd"].items()
              if bd.get("bd_psnr") is not None}
     plot_rd_curves(curves, paths["plot"], title=title, annotations=notes)
+    series = {}
+    for label, entry in entries:
+        point = entry["rd"][len(entry["rd"]) // 2]
+        frames = point["sequences"][0]["per_frame"]
+        name = f"CRF {point['crf']}" if "crf" in point else f"rate {point['rate']}"
+        series[f"{label} {name}"] = {"psnr": frames["psnr"], "bpp": frames["bpp"]}
+    plot_per_frame(series, paths["frames_plot"], title=f"{title}: per frame")
     return paths
