@@ -19,7 +19,7 @@ def load_codec(spec: str):
     """
     from lwdvc.checkpoint import checkpoint_codec, load_checkpoint
     from lwdvc.models.pretrained import load_weights, pretrained
-    from lwdvc.train.codec import VideoCodec
+    from lwdvc.models.video_codec import VideoCodec
 
     if spec.startswith("pretrained:"):
         return pretrained(spec.split(":", 1)[1])

@@ -58,7 +58,7 @@ def code_sequence(codec, sequence: PaddedSequence, rate: int, settings: GopSetti
     (clamped to [0, 1]).
 
     Args:
-        codec: a :class:`~lwdvc.train.codec.VideoCodec` (or anything with ``code_intra`` /
+        codec: a :class:`~lwdvc.models.video_codec.VideoCodec` (or anything with ``code_intra`` /
             ``code_inter`` / ``num_rates``), evaluated in eval mode.
         sequence: the padded test sequence.
         rate: rate-point index.

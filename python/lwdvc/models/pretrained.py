@@ -32,7 +32,7 @@ def available_pretrained(folder: str | os.PathLike | None = None) -> list[str]:
 
 def save_weights(codec, path: str | os.PathLike, dtype: str = "float16",
                  description: str = "", training: dict[str, Any] | None = None) -> tuple[str, str]:
-    """Write ``codec`` (a :class:`~lwdvc.train.codec.VideoCodec`) as ``<path>.json`` + ``.safetensors``.
+    """Write ``codec`` (a :class:`~lwdvc.models.video_codec.VideoCodec`) as ``<path>.json`` + ``.safetensors``.
 
     Args:
         codec: the model.
@@ -92,7 +92,7 @@ def load_weights(json_path: str | os.PathLike):
     from safetensors.torch import load_file
 
     from lwdvc.models.zoo import load_state_dict_checked
-    from lwdvc.train.codec import VideoCodec
+    from lwdvc.models.video_codec import VideoCodec
 
     json_path = Path(json_path)
     if not json_path.is_file():

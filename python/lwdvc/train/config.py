@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from lwdvc.train.codec import FAMILIES, check_codec_config
+from lwdvc.models.video_codec import FAMILIES, check_codec_config
 
 __all__ = ["TrainConfig", "DCVC_HEM_LAMBDAS", "STAGES", "default_lambdas"]
 
@@ -106,7 +106,7 @@ class TrainConfig:
         self.data = [str(p) for p in self.data]
 
     def codec_config(self) -> dict[str, Any]:
-        """The codec part, as :class:`~lwdvc.train.codec.VideoCodec` takes it."""
+        """The codec part, as :class:`~lwdvc.models.video_codec.VideoCodec` takes it."""
         anchors = self.anchors if self.family in FAMILIES and FAMILIES[self.family].variable_rate else 1
         return check_codec_config({"family": self.family, "width": self.width,
                                    "intra_width": self.intra_width, "anchors": anchors})

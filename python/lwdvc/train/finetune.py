@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from lwdvc.distill import LayerwiseDistiller
 from lwdvc.prune import MODES, Pruner, finalize
-from lwdvc.train.codec import VideoCodec
+from lwdvc.models.video_codec import VideoCodec
 from lwdvc.train.config import default_lambdas
 from lwdvc.train.data import training_dataset
 from lwdvc.train.sampler import StepSampler

@@ -1,6 +1,6 @@
 """Rate-distortion training of a video codec with exact resume and data parallelism.
 
-``train(config, out_dir)`` trains a :class:`~lwdvc.train.codec.VideoCodec` and keeps one
+``train(config, out_dir)`` trains a :class:`~lwdvc.models.video_codec.VideoCodec` and keeps one
 checkpoint, ``<out_dir>/checkpoint.pt``, written atomically every ``checkpoint_every`` steps and
 at the end. ``resume=True`` continues from it and reproduces the uninterrupted run: the model,
 optimiser, scheduler, every rank's torch/numpy/python RNG state and the sampler position (a
@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from lwdvc.checkpoint import (FORMAT, VERSION, CheckpointError, check_codec_matches, load_checkpoint,
                               rng_state, save_atomic, set_rng_state)
 from lwdvc.metrics import psnr_from_mse
-from lwdvc.train.codec import VideoCodec
+from lwdvc.models.video_codec import VideoCodec
 from lwdvc.train.config import TrainConfig
 from lwdvc.train.data import training_dataset
 from lwdvc.train.distributed import DistContext

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lwdvc.train.codec import VideoCodec
+from lwdvc.models.video_codec import VideoCodec
 
 __all__ = ["RDObjective"]
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lwdvc.models import build
+from lwdvc.models.zoo import build
 
 __all__ = ["FAMILIES", "Family", "Q_SCALE_RANGE", "VideoCodec", "check_codec_config", "spread_q_scales"]
 
