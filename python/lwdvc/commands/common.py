@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from lwdvc.errors import BadArgumentError
+
 __all__ = ["load_codec", "add_sequence_options", "test_sequences", "add_gop_options", "gop_settings",
            "DEFAULT_MODEL"]
 
@@ -15,7 +17,7 @@ def load_codec(spec: str):
     """A VideoCodec from ``pretrained:<name>``, a model ``.json`` or a training checkpoint ``.pt``.
 
     Raises:
-        FileNotFoundError / KeyError / CheckpointError / ValueError: with the spec named.
+        FileNotFoundError / UnknownNameError / CheckpointError / InputFileError: with the spec named.
     """
     from lwdvc.checkpoint import checkpoint_codec, load_checkpoint
     from lwdvc.models.pretrained import load_weights, pretrained
@@ -58,7 +60,7 @@ def _yuv_size(text: str | None) -> tuple[int | None, int | None]:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError as error:
-        raise ValueError(f"--yuv-size must look like 176x144, got {text!r}") from error
+        raise BadArgumentError(f"--yuv-size must look like 176x144, got {text!r}") from error
     return width, height
 
 

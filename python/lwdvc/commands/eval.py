@@ -5,6 +5,7 @@ import argparse
 
 from lwdvc.commands.common import (DEFAULT_MODEL, add_gop_options, add_sequence_options, gop_settings,
                                    load_codec, test_sequences)
+from lwdvc.errors import BadArgumentError
 
 HELP = "evaluate codecs: bpp, PSNR (RGB, Y), MS-SSIM per rate point, BD metrics, decoder MACs and latency"
 
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     labels = args.labels or [f"model{i}" if len(args.models) > 1 else "model" for i in range(len(args.models))]
     if len(labels) != len(args.models):
-        raise ValueError(f"{len(labels)} labels for {len(args.models)} models")
+        raise BadArgumentError(f"{len(labels)} labels for {len(args.models)} models")
     models = {label: load_codec(spec) for label, spec in zip(labels, args.models)}
     settings = gop_settings(args)
     sequences = test_sequences(args, max_frames=settings.frames)  # bad input fails before optimising

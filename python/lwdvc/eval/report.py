@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from lwdvc.data import PaddedSequence
+from lwdvc.errors import BadArgumentError
 from lwdvc.eval.cost import decoder_cost
 from lwdvc.eval.rd import bd_metrics, curve_arrays, rd_curve
 from lwdvc.eval.sequence import GopSettings
@@ -44,12 +45,12 @@ def evaluate_models(models: Mapping[str, object], sequences: Sequence[PaddedSequ
         A JSON-able report dict (see :func:`write_report`).
     """
     if not models:
-        raise ValueError("no models to evaluate")
+        raise BadArgumentError("no models to evaluate")
     if not sequences:
-        raise ValueError("no test sequences to evaluate")
+        raise BadArgumentError("no test sequences to evaluate")
     anchor = anchor or next(iter(models))
     if anchor not in models:
-        raise ValueError(f"anchor {anchor!r} is not one of the models: {', '.join(models)}")
+        raise BadArgumentError(f"anchor {anchor!r} is not one of the models: {', '.join(models)}")
     height, width = sequences[0][0].shape[-2:]
     report = {"settings": {"gop": settings.gop, "frames": settings.frames,
                            "sequences": [{"name": s.name, "height": s.original_size[0],

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from lwdvc.checkpoint import (FORMAT, VERSION, CheckpointError, check_codec_matches, load_checkpoint,
                               rng_state, save_atomic, set_rng_state)
+from lwdvc.errors import ConfigError, UserError
 from lwdvc.metrics import psnr_from_mse
 from lwdvc.models.video_codec import VideoCodec
 from lwdvc.train.config import TrainConfig
@@ -35,7 +36,7 @@ __all__ = ["train", "TrainingDiverged", "CHECKPOINT_NAME", "load_init_weights"]
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError, RuntimeError):
     """The loss or the gradient became NaN/inf; the last good checkpoint was kept."""
 
 
@@ -127,7 +128,7 @@ def _train(config: TrainConfig, out_dir: str, resume: bool, progress: bool,
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     if config.batch_size % ctx.world:
-        raise ValueError(f"batch_size {config.batch_size} is not divisible by {ctx.world} processes")
+        raise ConfigError(f"batch_size {config.batch_size} is not divisible by {ctx.world} processes")
     path = os.path.join(out_dir, CHECKPOINT_NAME)
     payload = None
     if resume:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lwdvc.errors import ConfigError
 from lwdvc.models.video_codec import VideoCodec
 
 __all__ = ["RDObjective"]
@@ -25,7 +26,7 @@ class RDObjective(nn.Module):
     def __init__(self, codec: VideoCodec, lambdas: list[float], stage: str = "joint") -> None:
         super().__init__()
         if len(lambdas) != codec.num_rates:
-            raise ValueError(f"{len(lambdas)} lambdas for a codec with {codec.num_rates} rate points")
+            raise ConfigError(f"{len(lambdas)} lambdas for a codec with {codec.num_rates} rate points")
         self.codec = codec
         self.stage = stage
         self.register_buffer("lambdas", torch.tensor(lambdas, dtype=torch.float32), persistent=False)
