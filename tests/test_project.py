@@ -29,3 +29,18 @@ def test_install_commands_build_against_the_installed_torch():
     for command in readme_commands():
         assert "--no-build-isolation" in command
         assert "torch==" in command
+
+
+CROSS_CHECK_PACKAGES = ["bjontegaard", "pytorch_msssim"]  # imported by test_bdrate, test_metrics
+
+
+def test_cross_check_packages_are_test_extras_and_explained():
+    """CI installs the ``test`` extra, so the cross-checks against these packages run there."""
+    import tomllib
+
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["test"]
+    names = {re.split(r"[<>=!~ \[;]", requirement, maxsplit=1)[0] for requirement in extra}
+    dependencies = (ROOT / "README.md").read_text().split("## Dependencies and why", 1)[1].split("\n## ", 1)[0]
+    for package in CROSS_CHECK_PACKAGES:
+        assert package in names, f"{package} is missing from the test extra"
+        assert f"**{package}**" in dependencies, f"the README does not say why {package} is needed"

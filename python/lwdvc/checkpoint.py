@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from lwdvc.errors import InputFileError
+
 __all__ = ["FORMAT", "VERSION", "CheckpointError", "save_atomic", "load_checkpoint", "rng_state",
            "set_rng_state", "checkpoint_codec", "check_codec_matches"]
 
@@ -36,7 +38,7 @@ FORMAT = "lwdvc-train-checkpoint"
 VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputFileError):
     """A checkpoint file is missing, unreadable, of another format or of another codec."""
 
 

@@ -1,8 +1,10 @@
 """The ``lwdvc`` command line: ``lwdvc {train,eval,prune,compact,demo,ablate,bench} ...``.
 
 ``main(argv)`` returns the exit status, so tests call it in-process. Errors a user can cause
-(missing or unreadable videos, bad sizes, checkpoints of another codec, diverged training) are
-printed as one line on stderr with exit status 2, without a traceback.
+(:class:`lwdvc.errors.UserError`: bad options, unreadable videos, bad sizes, checkpoints of another
+codec, diverged training; and missing or unreadable paths) are printed as one line on stderr with
+exit status 2, without a traceback. Any other exception is a bug and propagates with its
+traceback. ``lwdvc --debug ...`` re-raises user errors too.
 """
 from __future__ import annotations
 
@@ -13,25 +15,22 @@ import sys
 from collections.abc import Sequence
 
 from lwdvc.commands import COMMANDS
+from lwdvc.errors import UserError
 
 __all__ = ["main", "build_parser", "USER_ERRORS"]
 
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from lwdvc.checkpoint import CheckpointError
-    from lwdvc.train.loop import TrainingDiverged
-
-    return (CheckpointError, TrainingDiverged, FileNotFoundError, NotADirectoryError, PermissionError,
-            IsADirectoryError, ValueError, TypeError, KeyError)
-
-
-USER_ERRORS = _user_errors
+#: What the command reports in one line: the project's user errors and paths that are missing or
+#: cannot be read.
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, FileNotFoundError, PermissionError,
+                                               IsADirectoryError, NotADirectoryError)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lwdvc", description="Prune learnt video decoders (gradient decay + layer-wise "
                                   "distillation) and compact them into smaller, faster decoders.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of every error, also of errors in the input")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"lwdvc.commands.{name}")
@@ -41,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _message(error: BaseException) -> str:
-    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    """The error's message on one line (a file error's text names the path)."""
+    text = " ".join(str(error).split())
     return text or type(error).__name__
 
 
@@ -65,7 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.run(args) or 0)
-    except USER_ERRORS() as error:
+    except USER_ERRORS as error:
+        if args.debug:
+            raise
         print(f"lwdvc {args.command}: error: {_message(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from lwdvc.data import FrameSequence, PaddedSequence
-from lwdvc.train import VideoCodec
+from lwdvc.models import VideoCodec
 
 
 class TensorSequence(FrameSequence):

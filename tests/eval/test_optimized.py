@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lwdvc.eval import GopSettings, code_sequence, decoder_cost, optimize_codec
-from lwdvc.train import VideoCodec
+from lwdvc.models import VideoCodec
 from tests.eval.helpers import moving_frames, tiny_codec, tiny_sequence
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lwdvc.train import VideoCodec
+from lwdvc.models import VideoCodec
 from lwdvc.train.finetune import PruneConfig, prune_codec
 
 

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from lwdvc.checkpoint import CheckpointError, load_checkpoint
-from lwdvc.train import TrainingDiverged, VideoCodec, train
+from lwdvc.models import VideoCodec
+from lwdvc.train import TrainingDiverged, train
 from lwdvc.train.objective import RDObjective
 
 from .conftest import tiny_config

@@ -6,7 +6,8 @@ import torch
 
 from lwdvc.checkpoint import load_checkpoint
 from lwdvc.models.layers import flow_warp
-from lwdvc.train import VideoCodec, train
+from lwdvc.models import VideoCodec
+from lwdvc.train import train
 from lwdvc.train.loop import load_init_weights
 from lwdvc.train.objective import RDObjective
 from lwdvc.train.synthetic_motion import endpoint_error, random_flow, synthetic_pair

@@ -8,7 +8,7 @@ import torch
 
 from lwdvc.models import available_pretrained, pretrained
 from lwdvc.models.pretrained import WEIGHTS_DIR, load_weights, save_compacted, save_weights
-from lwdvc.train import VideoCodec
+from lwdvc.models import VideoCodec
 
 
 def test_fp16_round_trip(tmp_path):

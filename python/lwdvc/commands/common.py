@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from lwdvc.errors import BadArgumentError
+
 __all__ = ["load_codec", "add_sequence_options", "test_sequences", "add_gop_options", "gop_settings",
            "add_classical_options", "classical_codecs", "DEFAULT_MODEL"]
 
@@ -15,11 +17,11 @@ def load_codec(spec: str):
     """A VideoCodec from ``pretrained:<name>``, a model ``.json`` or a training checkpoint ``.pt``.
 
     Raises:
-        FileNotFoundError / KeyError / CheckpointError / ValueError: with the spec named.
+        FileNotFoundError / UnknownNameError / CheckpointError / InputFileError: with the spec named.
     """
     from lwdvc.checkpoint import checkpoint_codec, load_checkpoint
     from lwdvc.models.pretrained import load_weights, pretrained
-    from lwdvc.train.codec import VideoCodec
+    from lwdvc.models.video_codec import VideoCodec
 
     if spec.startswith("pretrained:"):
         return pretrained(spec.split(":", 1)[1])
@@ -77,7 +79,7 @@ def _yuv_size(text: str | None) -> tuple[int | None, int | None]:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError as error:
-        raise ValueError(f"--yuv-size must look like 176x144, got {text!r}") from error
+        raise BadArgumentError(f"--yuv-size must look like 176x144, got {text!r}") from error
     return width, height
 
 

@@ -5,6 +5,7 @@ import argparse
 
 from lwdvc.commands.common import (DEFAULT_MODEL, add_classical_options, add_gop_options, add_sequence_options,
                                    classical_codecs, gop_settings, load_codec, test_sequences)
+from lwdvc.errors import BadArgumentError
 
 HELP = "evaluate codecs: bpp, PSNR (RGB, Y), MS-SSIM per rate point, BD metrics, decoder MACs and latency"
 
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     labels = args.labels or [f"model{i}" if len(args.models) > 1 else "model" for i in range(len(args.models))]
     if len(labels) != len(args.models):
-        raise ValueError(f"{len(labels)} labels for {len(args.models)} models")
+        raise BadArgumentError(f"{len(labels)} labels for {len(args.models)} models")
     classical = classical_codecs(args)  # an unknown encoder or preset fails before any coding
     models = {label: load_codec(spec) for label, spec in zip(labels, args.models)}
     settings = gop_settings(args)

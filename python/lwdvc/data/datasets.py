@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch.utils.data import Dataset
 
+from lwdvc.errors import BadArgumentError, InputFileError
 from .sequence import FrameSequence
 from .transforms import PAD_MULTIPLE, crop_to_size, pad_to_multiple, random_crop_flip, to_float
 
@@ -47,14 +48,14 @@ class CropGroupDataset(Dataset):
         length: int | None = None,
     ) -> None:
         if frames_per_item < 1:
-            raise ValueError(f"frames_per_item must be >= 1, got {frames_per_item}")
+            raise BadArgumentError(f"frames_per_item must be >= 1, got {frames_per_item}")
         if not sequences:
-            raise ValueError("CropGroupDataset needs at least one sequence, got none")
+            raise BadArgumentError("CropGroupDataset needs at least one sequence, got none")
         ch, cw = (crop, crop) if isinstance(crop, int) else tuple(crop)
         for seq in sequences:
             h, w = seq.size
             if h < ch or w < cw:
-                raise ValueError(f"sequence {seq.name!r} is {h}x{w}, smaller than the crop {ch}x{cw}")
+                raise BadArgumentError(f"sequence {seq.name!r} is {h}x{w}, smaller than the crop {ch}x{cw}")
         self.sequences = list(sequences)
         self.frames_per_item = frames_per_item
         self.crop = (ch, cw)
@@ -64,9 +65,9 @@ class CropGroupDataset(Dataset):
         ]
         if not self._starts:
             longest = max(len(seq) for seq in self.sequences)
-            raise ValueError(f"no sequence has {frames_per_item} frames (the longest has {longest})")
+            raise BadArgumentError(f"no sequence has {frames_per_item} frames (the longest has {longest})")
         if length is not None and length < 1:
-            raise ValueError(f"length must be >= 1, got {length}")
+            raise BadArgumentError(f"length must be >= 1, got {length}")
         self.length = len(self._starts) if length is None else length
 
     def __len__(self) -> int:
@@ -100,7 +101,7 @@ class PaddedSequence(Dataset):
         max_frames: int | None = None,
     ) -> None:
         if len(sequence) == 0:
-            raise ValueError(f"test sequence {sequence.name!r} has no frames")
+            raise InputFileError(f"test sequence {sequence.name!r} has no frames")
         self.sequence = sequence
         self.multiple, self.mode = multiple, mode
         self.length = len(sequence) if max_frames is None else min(len(sequence), max_frames)

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import torch
 
+from lwdvc.errors import InputFileError
 from .sequence import FrameSequence
 
 _NUMBER = re.compile(r"(\d+)")
@@ -36,7 +37,7 @@ def read_png(path: str | os.PathLike) -> torch.Tensor:
             frame = next(container.decode(video=0))
             rgb = frame.to_ndarray(format="rgb24")
     except (av.FFmpegError, StopIteration) as exc:
-        raise ValueError(f"cannot decode image {path}: {exc}") from exc
+        raise InputFileError(f"cannot decode image {path}: {exc}") from exc
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
 
 
@@ -51,7 +52,7 @@ def list_png_frames(folder: str | os.PathLike) -> list[str]:
         raise FileNotFoundError(f"frame folder not found: {folder}")
     names = sorted((n for n in os.listdir(folder) if n.lower().endswith(".png")), key=natural_key)
     if not names:
-        raise ValueError(f"no .png frames in folder {folder}")
+        raise InputFileError(f"no .png frames in folder {folder}")
     return [os.path.join(folder, n) for n in names]
 
 
@@ -88,7 +89,7 @@ class PNGFolderSequence(FrameSequence):
     def _read_frame(self, index: int) -> torch.Tensor:
         rgb = read_png(self.paths[index])
         if tuple(rgb.shape[-2:]) != self.source_size:
-            raise ValueError(
+            raise InputFileError(
                 f"frame {self.paths[index]} is {tuple(rgb.shape[-2:])} but the sequence is {self.source_size}"
             )
         return rgb

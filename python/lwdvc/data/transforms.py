@@ -10,6 +10,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from lwdvc.errors import BadArgumentError
+
 #: The official DCVC test scripts pad every frame to a multiple of 64 before coding.
 PAD_MULTIPLE = 64
 
@@ -26,9 +28,9 @@ def scaled_size(height: int, width: int, scale: float | None = None, max_side: i
         (new_height, new_width); the unchanged size when neither option shrinks the frame.
     """
     if scale is not None and not 0.0 < scale <= 1.0:
-        raise ValueError(f"scale must be in (0, 1], got {scale}")
+        raise BadArgumentError(f"scale must be in (0, 1], got {scale}")
     if max_side is not None and max_side < 2:
-        raise ValueError(f"max_side must be >= 2, got {max_side}")
+        raise BadArgumentError(f"max_side must be >= 2, got {max_side}")
     factor = 1.0 if scale is None else float(scale)
     if max_side is not None and max(height, width) * factor > max_side:
         factor = max_side / max(height, width)
@@ -133,7 +135,8 @@ def random_crop_flip(
         raise ValueError(f"frames must be [T, C, H, W], got shape {tuple(frames.shape)}")
     h, w = frames.shape[-2:]
     if ch > h or cw > w:
-        raise ValueError(f"crop {(ch, cw)} is larger than the frames {(h, w)}; use a smaller crop or less downscaling")
+        raise BadArgumentError(f"crop {(ch, cw)} is larger than the frames {(h, w)}; use a smaller crop or "
+                               "less downscaling")
     top = int(torch.randint(0, h - ch + 1, (1,), generator=generator))
     left = int(torch.randint(0, w - cw + 1, (1,), generator=generator))
     out = frames[..., top : top + ch, left : left + cw]
@@ -150,7 +153,7 @@ def center_crop(frames: torch.Tensor, crop: tuple[int, int] | int) -> torch.Tens
     ch, cw = (crop, crop) if isinstance(crop, int) else crop
     h, w = frames.shape[-2:]
     if ch > h or cw > w:
-        raise ValueError(f"crop {(ch, cw)} is larger than the frames {(h, w)}")
+        raise BadArgumentError(f"crop {(ch, cw)} is larger than the frames {(h, w)}")
     top, left = (h - ch) // 2, (w - cw) // 2
     return frames[..., top : top + ch, left : left + cw]
 

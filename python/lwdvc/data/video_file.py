@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from lwdvc.errors import BadArgumentError, InputFileError
 from .sequence import FrameSequence
 from .transforms import resize_frames, scaled_size
 
@@ -24,10 +25,10 @@ def _open_container(path: str):
     try:
         container = av.open(path)
     except av.FFmpegError as exc:
-        raise ValueError(f"cannot open video file {path}: {exc}") from exc
+        raise InputFileError(f"cannot open video file {path}: {exc}") from exc
     if not container.streams.video:
         container.close()
-        raise ValueError(f"no video stream in {path}")
+        raise InputFileError(f"no video stream in {path}")
     return container
 
 
@@ -70,9 +71,9 @@ def iter_video_frames(
     """
     path = os.fspath(path)
     if start < 0:
-        raise ValueError(f"start must be >= 0, got {start}")
+        raise BadArgumentError(f"start must be >= 0, got {start}")
     if max_frames is not None and max_frames < 1:
-        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+        raise BadArgumentError(f"max_frames must be >= 1, got {max_frames}")
     import av
 
     container = _open_container(path)
@@ -90,7 +91,7 @@ def iter_video_frames(
             if max_frames is not None and emitted >= max_frames:
                 break
     except av.FFmpegError as exc:
-        raise ValueError(f"error while decoding video file {path}: {exc}") from exc
+        raise InputFileError(f"error while decoding video file {path}: {exc}") from exc
     finally:
         container.close()
 
@@ -124,7 +125,7 @@ class VideoFileSequence(FrameSequence):
         self.name = name or os.path.splitext(os.path.basename(self.path))[0]
         frames = list(iter_video_frames(self.path, start, max_frames, scale, max_side))
         if not frames:
-            raise ValueError(f"no frames decoded from {self.path} (start={start}, max_frames={max_frames})")
+            raise InputFileError(f"no frames decoded from {self.path} (start={start}, max_frames={max_frames})")
         self._frames = torch.stack(frames)
         self.source_size = tuple(self._frames.shape[-2:])
         self._length = len(frames)

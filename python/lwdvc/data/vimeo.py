@@ -10,6 +10,7 @@ import os
 import torch
 from torch.utils.data import Dataset
 
+from lwdvc.errors import BadArgumentError, InputFileError
 from .png_folder import read_png
 from .transforms import center_crop, random_crop_flip, to_float
 
@@ -36,14 +37,14 @@ def read_septuplet_list(root: str | os.PathLike, split: str = "train", list_file
     root = os.fspath(root)
     if list_file is None:
         if split not in SPLIT_LISTS:
-            raise ValueError(f"split must be one of {sorted(SPLIT_LISTS)}, got {split!r}")
+            raise BadArgumentError(f"split must be one of {sorted(SPLIT_LISTS)}, got {split!r}")
         list_file = os.path.join(root, SPLIT_LISTS[split])
     if not os.path.isfile(list_file):
         raise FileNotFoundError(f"Vimeo-90k list file not found: {list_file}")
     with open(list_file, encoding="utf-8") as handle:
         entries = [line.strip() for line in handle if line.strip()]
     if not entries:
-        raise ValueError(f"Vimeo-90k list file {list_file} names no septuplets")
+        raise InputFileError(f"Vimeo-90k list file {list_file} names no septuplets")
     seq_root = os.path.join(root, "sequences")
     missing = []
     for entry in entries:
@@ -88,7 +89,7 @@ class Vimeo90kSeptuplets(Dataset):
         list_file: str | None = None,
     ) -> None:
         if not 1 <= frames_per_item <= SEPTUPLET_LENGTH:
-            raise ValueError(f"frames_per_item must be in 1..{SEPTUPLET_LENGTH}, got {frames_per_item}")
+            raise BadArgumentError(f"frames_per_item must be in 1..{SEPTUPLET_LENGTH}, got {frames_per_item}")
         self.root = os.fspath(root)
         self.entries = read_septuplet_list(self.root, split, list_file)
         self.frames_per_item = frames_per_item

@@ -12,6 +12,7 @@ import re
 import numpy as np
 import torch
 
+from lwdvc.errors import BadArgumentError, InputFileError
 from .color import yuv420_to_rgb
 from .sequence import FrameSequence
 
@@ -66,10 +67,10 @@ class YUV420Sequence(FrameSequence):
         if width is None or height is None:
             parsed = size_from_filename(self.path)
             if parsed is None:
-                raise ValueError(f"width and height are needed for {self.path} (no WxH in its name)")
+                raise BadArgumentError(f"width and height are needed for {self.path} (no WxH in its name)")
             width, height = parsed
         if width < 2 or height < 2:
-            raise ValueError(f"YUV frame size must be at least 2x2, got {width}x{height} for {self.path}")
+            raise BadArgumentError(f"YUV frame size must be at least 2x2, got {width}x{height} for {self.path}")
         self.matrix, self.full_range = matrix, full_range
         self.name = name or os.path.splitext(os.path.basename(self.path))[0]
         self.source_size = (height, width)
@@ -77,7 +78,7 @@ class YUV420Sequence(FrameSequence):
         file_bytes = os.path.getsize(self.path)
         count, rest = divmod(file_bytes, self.frame_bytes)
         if rest or count == 0:
-            raise ValueError(
+            raise InputFileError(
                 f"{self.path}: file size {file_bytes} bytes is not a whole number of {width}x{height} "
                 f"YUV420 8-bit frames (expected a multiple of {self.frame_bytes} bytes per frame; "
                 f"{count} frames leave {rest} bytes over). Check width, height and format."

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from lwdvc.distill.features import FeatureRecorder, feature_distance
-from lwdvc.prune.schedules import lambda3_schedule
+from lwdvc.schedules import lambda3_schedule
 
 __all__ = ["LayerwiseDistiller"]
 

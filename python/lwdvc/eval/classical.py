@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lwdvc.data import PaddedSequence
+from lwdvc.errors import BadArgumentError
 from lwdvc.eval.sequence import GopSettings, msssim_weights_for
 from lwdvc.metrics import mean_finite, ms_ssim, psnr, psnr_y
 
@@ -39,7 +40,7 @@ PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "sl
 PIXEL_FORMATS = ("yuv420p", "yuv444p")
 
 
-class ClassicalCodecError(ValueError):
+class ClassicalCodecError(BadArgumentError):
     """A classical codec that cannot be used here: unknown name or preset, or an encoder missing from PyAV."""
 
 
@@ -242,7 +243,7 @@ def classical_curve(codec: ClassicalCodec, sequences: Sequence[PaddedSequence], 
         ``[{"rate", "crf", "bpp", "psnr", "psnr_y", "ms_ssim", "sequences": [...]}, ...]``.
     """
     if not sequences:
-        raise ValueError("no test sequences to evaluate")
+        raise BadArgumentError("no test sequences to evaluate")
     points = []
     for index, crf in enumerate(tqdm(codec.crfs, desc=f"eval {codec.label}", unit="crf", disable=not progress,
                                      dynamic_ncols=True)):

@@ -10,6 +10,8 @@ from torch import nn
 
 from lwdvc_kernels import count_macs
 
+from lwdvc.errors import BadArgumentError
+
 __all__ = ["decoder_cost", "decoder_macs_live", "decoder_latency", "count_parameters"]
 
 # Modules that run only for the first P-frame after an I-frame (left out of per-frame totals).
@@ -58,7 +60,7 @@ def decoder_latency(model: nn.Module, height: int, width: int, repeats: int = 10
         ``{"median_ms", "min_ms", "repeats", "threads"}``.
     """
     if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
+        raise BadArgumentError(f"repeats must be >= 1, got {repeats}")
     modules = {k: m for k, m in model.decoder_modules().items() if k not in _OCCASIONAL}
     examples = model.decoder_example_inputs(height, width)
     threads = threads or os.cpu_count() or 1

@@ -1,7 +1,7 @@
 """Codecs whose P-frame decoder runs through the inference optimiser (:func:`lwdvc_kernels.optimize`).
 
 ``optimize_codec(codec, dtype=torch.bfloat16)`` returns a copy of a (dense or compacted)
-:class:`lwdvc.train.VideoCodec` in which every module of ``codec.inter.decoder_modules()``
+:class:`lwdvc.models.VideoCodec` in which every module of ``codec.inter.decoder_modules()``
 forwards its calls to its optimised version (fused conv epilogues and GDN, channels_last, optional
 bfloat16 compute); everything else (I-frame codec, encoder, entropy models) is unchanged. The
 copy codes sequences like the original, so :func:`lwdvc.eval.rd_curve` measures the RD effect

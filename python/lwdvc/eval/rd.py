@@ -7,6 +7,7 @@ from tqdm.auto import tqdm
 
 from lwdvc.bdrate import bd_psnr, bd_rate
 from lwdvc.data import PaddedSequence
+from lwdvc.errors import BadArgumentError
 from lwdvc.eval.sequence import GopSettings, code_sequence
 
 __all__ = ["rd_curve", "bd_metrics", "curve_arrays"]
@@ -29,9 +30,9 @@ def rd_curve(codec, sequences: Sequence[PaddedSequence], rates: Sequence[int], s
         being means over sequences (each sequence's mean over its frames).
     """
     if not sequences:
-        raise ValueError("no test sequences to evaluate")
+        raise BadArgumentError("no test sequences to evaluate")
     if not rates:
-        raise ValueError("no rate points to evaluate")
+        raise BadArgumentError("no rate points to evaluate")
     total = len(rates) * sum(min(len(s), settings.frames) for s in sequences)
     points = []
     with tqdm(total=total, desc=f"eval {label}", unit="frame", disable=not progress, dynamic_ncols=True) as bar:

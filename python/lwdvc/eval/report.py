@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from lwdvc.data import PaddedSequence
+from lwdvc.errors import BadArgumentError
 from lwdvc.eval.classical import ClassicalCodec, classical_curve
 from lwdvc.eval.cost import decoder_cost
 from lwdvc.eval.rd import bd_metrics, curve_arrays, rd_curve
@@ -68,16 +69,16 @@ def evaluate_models(models: Mapping[str, object], sequences: Sequence[PaddedSequ
         A JSON-able report dict (see :func:`write_report`).
     """
     if not models:
-        raise ValueError("no models to evaluate")
+        raise BadArgumentError("no models to evaluate")
     if not sequences:
-        raise ValueError("no test sequences to evaluate")
+        raise BadArgumentError("no test sequences to evaluate")
     classical_labels = [codec.label for codec in classical]
     if len(set(classical_labels)) != len(classical_labels) or set(classical_labels) & set(models):
-        raise ValueError(f"labels must be unique across models and classical codecs: {list(models)} "
+        raise BadArgumentError(f"labels must be unique across models and classical codecs: {list(models)} "
                          f"and {classical_labels}")
     anchor = anchor or next(iter(models))
     if anchor not in models and anchor not in classical_labels:
-        raise ValueError(f"BD reference {anchor!r} is not one of the models or classical codecs: "
+        raise BadArgumentError(f"BD reference {anchor!r} is not one of the models or classical codecs: "
                          f"{', '.join(list(models) + classical_labels)}")
     height, width = sequences[0][0].shape[-2:]
     report = {"settings": {"gop": settings.gop, "frames": settings.frames,

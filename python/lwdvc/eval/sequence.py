@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import torch
 
 from lwdvc.data import PaddedSequence
+from lwdvc.errors import BadArgumentError
 from lwdvc.metrics import MS_SSIM_WEIGHTS, MS_SSIM_WEIGHTS_4, mean_finite, ms_ssim, psnr, psnr_y
 
 __all__ = ["GopSettings", "code_sequence", "msssim_weights_for"]
@@ -25,7 +26,7 @@ class GopSettings:
 
     def __post_init__(self) -> None:
         if self.gop < 1 or self.frames < 1:
-            raise ValueError(f"gop and frames must be >= 1, got gop={self.gop}, frames={self.frames}")
+            raise BadArgumentError(f"gop and frames must be >= 1, got gop={self.gop}, frames={self.frames}")
 
 
 def msssim_weights_for(height: int, width: int) -> tuple[float, ...]:
@@ -58,7 +59,7 @@ def code_sequence(codec, sequence: PaddedSequence, rate: int, settings: GopSetti
     (clamped to [0, 1]).
 
     Args:
-        codec: a :class:`~lwdvc.train.codec.VideoCodec` (or anything with ``code_intra`` /
+        codec: a :class:`~lwdvc.models.video_codec.VideoCodec` (or anything with ``code_intra`` /
             ``code_inter`` / ``num_rates``), evaluated in eval mode.
         sequence: the padded test sequence.
         rate: rate-point index.
@@ -70,7 +71,7 @@ def code_sequence(codec, sequence: PaddedSequence, rate: int, settings: GopSetti
         lists (``type`` "I"/"P", ``bpp``, ``psnr``, ``psnr_y``, ``ms_ssim``).
     """
     if not 0 <= rate < codec.num_rates:
-        raise ValueError(f"rate point {rate} out of range: the codec has {codec.num_rates}")
+        raise BadArgumentError(f"rate point {rate} out of range: the codec has {codec.num_rates}")
     count = min(len(sequence), settings.frames)
     height, width = sequence.original_size
     weights = msssim_weights_for(height, width)

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from lwdvc.errors import BadArgumentError, InputFileError, UnknownNameError
+
 __all__ = ["WEIGHTS_DIR", "available_pretrained", "pretrained", "load_weights", "save_weights",
            "save_compacted"]
 
@@ -32,7 +34,7 @@ def available_pretrained(folder: str | os.PathLike | None = None) -> list[str]:
 
 def save_weights(codec, path: str | os.PathLike, dtype: str = "float16",
                  description: str = "", training: dict[str, Any] | None = None) -> tuple[str, str]:
-    """Write ``codec`` (a :class:`~lwdvc.train.codec.VideoCodec`) as ``<path>.json`` + ``.safetensors``.
+    """Write ``codec`` (a :class:`~lwdvc.models.video_codec.VideoCodec`) as ``<path>.json`` + ``.safetensors``.
 
     Args:
         codec: the model.
@@ -46,7 +48,7 @@ def save_weights(codec, path: str | os.PathLike, dtype: str = "float16",
     from safetensors.torch import save_file
 
     if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+        raise BadArgumentError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
     base = Path(path)
     base.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to(_DTYPES[dtype]).contiguous().clone() for k, v in codec.state_dict().items()}
@@ -92,7 +94,7 @@ def load_weights(json_path: str | os.PathLike):
     from safetensors.torch import load_file
 
     from lwdvc.models.zoo import load_state_dict_checked
-    from lwdvc.train.codec import VideoCodec
+    from lwdvc.models.video_codec import VideoCodec
 
     json_path = Path(json_path)
     if not json_path.is_file():
@@ -102,7 +104,7 @@ def load_weights(json_path: str | os.PathLike):
         codec_config = meta["codec"]
         weights = json_path.parent / meta["weights"]
     except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"{json_path} is not an lwdvc model description: {error}") from error
+        raise InputFileError(f"{json_path} is not an lwdvc model description: {error}") from error
     if not weights.is_file():
         raise FileNotFoundError(f"weights file not found: {weights}")
     codec = VideoCodec.from_config(codec_config)
@@ -125,5 +127,5 @@ def pretrained(name: str = "dcvc_hem_w025", folder: str | os.PathLike | None = N
     folder = Path(folder) if folder is not None else WEIGHTS_DIR
     names = available_pretrained(folder)
     if name not in names:
-        raise KeyError(f"no pretrained model {name!r} in {folder}; available: {', '.join(names) or 'none'}")
+        raise UnknownNameError(f"no pretrained model {name!r} in {folder}; available: {', '.join(names) or 'none'}")
     return load_weights(folder / f"{name}.json")

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from lwdvc.errors import InputFileError, UnknownNameError
+
 __all__ = ["register", "build", "available", "load_official", "unwrap_checkpoint",
            "load_state_dict_checked", "StateDictMismatchError"]
 
@@ -21,7 +23,7 @@ _CONTAINER_KEYS = ("state_dict", "net", "model")
 _MAX_LISTED = 20
 
 
-class StateDictMismatchError(KeyError, ValueError):
+class StateDictMismatchError(InputFileError, KeyError):
     """A checkpoint does not fit a model; the message names every offending key."""
 
     def __str__(self) -> str:  # KeyError would repr() the message
@@ -60,7 +62,7 @@ def build(name: str, **config: Any) -> nn.Module:
         **config: keyword arguments of the model constructor (e.g. ``width=0.25``).
     """
     if name not in _REGISTRY:
-        raise KeyError(f"unknown model {name!r}; available: {', '.join(available()) or 'none'}")
+        raise UnknownNameError(f"unknown model {name!r}; available: {', '.join(available()) or 'none'}")
     return _REGISTRY[name](**config)
 
 

@@ -12,7 +12,7 @@ from lwdvc.prune.finalize import finalize
 from lwdvc.prune.logging import CsvLogger, JsonlLogger, MetricsLogger, MultiLogger, read_metrics
 from lwdvc.prune.plots import plot_run_comparison, plot_training_curves
 from lwdvc.prune.pruner import MODES, Pruner
-from lwdvc.prune.schedules import SigmoidSchedule, beta_schedule, lambda3_schedule, target_ramp
+from lwdvc.schedules import SigmoidSchedule, beta_schedule, lambda3_schedule, target_ramp
 from lwdvc.prune.scope import PruneConfigError
 
 __all__ = [

@@ -25,7 +25,7 @@ from torch import nn
 from lwdvc_kernels.masking import BatchedMaskedWeights, MaskedWeight, attach_masks, masked_weights
 from lwdvc.prune.budget import MacBudget, PrunedGroup
 from lwdvc.prune.importance import GroupScorer, normalise_per_group
-from lwdvc.prune.schedules import SigmoidSchedule, beta_schedule, target_ramp
+from lwdvc.schedules import SigmoidSchedule, beta_schedule, target_ramp
 from lwdvc.prune.scope import PruneConfigError, analyse_modules, check_target, resolve_modules
 
 __all__ = ["Pruner", "MODES"]

@@ -9,10 +9,12 @@ from torch import nn
 
 import lwdvc_kernels
 
+from lwdvc.errors import ConfigError
+
 __all__ = ["PruneConfigError", "resolve_modules", "analyse_modules", "check_target"]
 
 
-class PruneConfigError(ValueError):
+class PruneConfigError(ConfigError):
     """A pruning configuration that cannot work (raised before training starts)."""
 
 

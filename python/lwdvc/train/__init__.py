@@ -2,13 +2,13 @@
 
 Public API:
     TrainConfig         the run's configuration (JSON-able, stored in checkpoints)
-    VideoCodec          I-frame + P-frame codec with one interface for every codec family
     train(config, out_dir, resume=False)   the training loop
     TrainingDiverged    raised when the loss or gradient becomes NaN/inf
+
+The codec it trains, :class:`lwdvc.models.VideoCodec`, lives with the models.
 """
-from lwdvc.train.codec import FAMILIES, VideoCodec
 from lwdvc.train.config import DCVC_HEM_LAMBDAS, STAGES, TrainConfig, default_lambdas
 from lwdvc.train.loop import CHECKPOINT_NAME, TrainingDiverged, load_init_weights, train
 
-__all__ = ["CHECKPOINT_NAME", "DCVC_HEM_LAMBDAS", "FAMILIES", "STAGES", "TrainConfig", "TrainingDiverged",
-           "VideoCodec", "default_lambdas", "load_init_weights", "train"]
+__all__ = ["CHECKPOINT_NAME", "DCVC_HEM_LAMBDAS", "STAGES", "TrainConfig", "TrainingDiverged",
+           "default_lambdas", "load_init_weights", "train"]

@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from lwdvc.train.codec import FAMILIES, check_codec_config
+from lwdvc.errors import ConfigError
+from lwdvc.models.video_codec import FAMILIES, check_codec_config
 
 __all__ = ["TrainConfig", "DCVC_HEM_LAMBDAS", "STAGES", "default_lambdas"]
 
@@ -92,28 +93,28 @@ class TrainConfig:
             self.lambdas = default_lambdas(codec["anchors"])
         self.lambdas = [float(v) for v in self.lambdas]
         if len(self.lambdas) != codec["anchors"]:
-            raise ValueError(f"{len(self.lambdas)} lambdas given for {codec['anchors']} rate points "
-                             f"of codec family {self.family!r}")
+            raise ConfigError(f"{len(self.lambdas)} lambdas given for {codec['anchors']} rate points "
+                              f"of codec family {self.family!r}")
         if any(not v > 0 for v in self.lambdas):
-            raise ValueError(f"lambdas must be > 0, got {self.lambdas}")
+            raise ConfigError(f"lambdas must be > 0, got {self.lambdas}")
         if self.stage not in STAGES:
-            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+            raise ConfigError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if self.stage in ("intra", "flow"):
             self.frames = 1
         elif self.frames < 2:
-            raise ValueError(f"stage {self.stage!r} needs frames >= 2 (an I-frame and P-frames), got {self.frames}")
+            raise ConfigError(f"stage {self.stage!r} needs frames >= 2 (an I-frame and P-frames), got {self.frames}")
         for name in ("crop", "batch_size", "steps", "checkpoint_every", "log_every"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.crop % 16:
-            raise ValueError(f"crop must be a multiple of 16 (motion estimation), got {self.crop}")
+            raise ConfigError(f"crop must be a multiple of 16 (motion estimation), got {self.crop}")
         if not self.lr > 0 or not 0 < self.lr_decay_at <= 1 or not self.lr_decay > 0:
-            raise ValueError(f"bad learning-rate schedule: lr={self.lr}, lr_decay={self.lr_decay}, "
-                             f"lr_decay_at={self.lr_decay_at}")
+            raise ConfigError(f"bad learning-rate schedule: lr={self.lr}, lr_decay={self.lr_decay}, "
+                              f"lr_decay_at={self.lr_decay_at}")
         self.data = [str(p) for p in self.data]
 
     def codec_config(self) -> dict[str, Any]:
-        """The codec part, as :class:`~lwdvc.train.codec.VideoCodec` takes it."""
+        """The codec part, as :class:`~lwdvc.models.video_codec.VideoCodec` takes it."""
         anchors = self.anchors if self.family in FAMILIES and FAMILIES[self.family].variable_rate else 1
         return check_codec_config({"family": self.family, "width": self.width,
                                    "intra_width": self.intra_width, "anchors": anchors})
@@ -129,7 +130,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown training config keys: {', '.join(unknown)}")
+            raise ConfigError(f"unknown training config keys: {', '.join(unknown)}")
         return cls(**values)
 
     def lr_factor(self, step: int) -> float:

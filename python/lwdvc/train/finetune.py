@@ -28,10 +28,12 @@ import torch
 from tqdm.auto import tqdm
 
 from lwdvc.distill import LayerwiseDistiller
+from lwdvc.errors import ConfigError
 from lwdvc.prune import MODES, Pruner, finalize
-from lwdvc.train.codec import VideoCodec
+from lwdvc.models.video_codec import VideoCodec
 from lwdvc.train.config import default_lambdas
 from lwdvc.train.data import training_dataset
+from lwdvc.train.loop import TrainingDiverged
 from lwdvc.train.sampler import StepSampler
 
 __all__ = ["PruneConfig", "prune_codec", "executed_decoder_modules"]
@@ -83,19 +85,19 @@ class PruneConfig:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+            raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
         if not 0.0 < self.target < 1.0:
-            raise ValueError(f"target must be in (0, 1), got {self.target}")
+            raise ConfigError(f"target must be in (0, 1), got {self.target}")
         for name in ("steps", "batch_size", "log_every", "round_to"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= float(self.ramp) <= 1.0:
-            raise ValueError(f"ramp must be a fraction of the steps in [0, 1], got {self.ramp}")
+            raise ConfigError(f"ramp must be a fraction of the steps in [0, 1], got {self.ramp}")
         if self.crop % 16:
-            raise ValueError(f"crop must be a multiple of 16, got {self.crop}")
+            raise ConfigError(f"crop must be a multiple of 16, got {self.crop}")
         if int(self.frames) < 3:
-            raise ValueError(f"pruning fine-tunes on GOPs of an I-frame and >= 2 P-frames: frames must be >= 3, "
-                             f"got {self.frames}")
+            raise ConfigError(f"pruning fine-tunes on GOPs of an I-frame and >= 2 P-frames: frames must be >= 3, "
+                              f"got {self.frames}")
         self.analysis_size = tuple(int(v) for v in self.analysis_size)
 
     def to_json(self) -> str:
@@ -148,7 +150,7 @@ def prune_codec(teacher: VideoCodec, config: PruneConfig, progress: bool = True,
     student = copy.deepcopy(teacher)
     lambdas = config.lambdas or default_lambdas(teacher.num_rates)
     if len(lambdas) != teacher.num_rates:
-        raise ValueError(f"{len(lambdas)} lambdas for a codec with {teacher.num_rates} rate points")
+        raise ConfigError(f"{len(lambdas)} lambdas for a codec with {teacher.num_rates} rate points")
     lam = torch.tensor(lambdas, dtype=torch.float32)
     pruner = Pruner.for_codec(student.inter, frame_size=config.analysis_size, target_mac_reduction=config.target,
                               mode=config.mode, total_steps=config.steps,
@@ -198,7 +200,7 @@ def prune_codec(teacher: VideoCodec, config: PruneConfig, progress: bool = True,
         ald = distiller.loss() if distiller is not None else torch.zeros(())
         loss = rd + prune_loss + ald
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"pruning fine-tune diverged: loss {float(loss)} at step {step + 1}")
+            raise TrainingDiverged(f"pruning fine-tune diverged: loss {float(loss)} at step {step + 1}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

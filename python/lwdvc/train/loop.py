@@ -1,6 +1,6 @@
 """Rate-distortion training of a video codec with exact resume and data parallelism.
 
-``train(config, out_dir)`` trains a :class:`~lwdvc.train.codec.VideoCodec` and keeps one
+``train(config, out_dir)`` trains a :class:`~lwdvc.models.video_codec.VideoCodec` and keeps one
 checkpoint, ``<out_dir>/checkpoint.pt``, written atomically every ``checkpoint_every`` steps and
 at the end. ``resume=True`` continues from it and reproduces the uninterrupted run: the model,
 optimiser, scheduler, every rank's torch/numpy/python RNG state and the sampler position (a
@@ -22,8 +22,9 @@ from tqdm.auto import tqdm
 
 from lwdvc.checkpoint import (FORMAT, VERSION, CheckpointError, check_codec_matches, load_checkpoint,
                               rng_state, save_atomic, set_rng_state)
+from lwdvc.errors import ConfigError, UserError
 from lwdvc.metrics import psnr_from_mse
-from lwdvc.train.codec import VideoCodec
+from lwdvc.models.video_codec import VideoCodec
 from lwdvc.train.config import TrainConfig
 from lwdvc.train.data import training_dataset
 from lwdvc.train.distributed import DistContext
@@ -35,7 +36,7 @@ __all__ = ["train", "TrainingDiverged", "CHECKPOINT_NAME", "load_init_weights"]
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError, RuntimeError):
     """The loss or the gradient became NaN/inf; the last good checkpoint was kept."""
 
 
@@ -53,13 +54,13 @@ def load_init_weights(codec: VideoCodec, source: str) -> None:
 
     Raises:
         CheckpointError: the source holds another codec (family, widths or rate points).
-        ValueError: an unknown part.
+        ConfigError: an unknown part.
     """
     if "=" in source:
         for item in source.split(","):
             part, _, path = item.partition("=")
             if part not in ("intra", "inter") or not path:
-                raise ValueError(f"init item {item!r}: give PART=SOURCE with PART 'intra' or 'inter'")
+                raise ConfigError(f"init item {item!r}: give PART=SOURCE with PART 'intra' or 'inter'")
             donor = VideoCodec.from_config(codec.config)
             load_init_weights(donor, path)
             getattr(codec, part).load_state_dict(getattr(donor, part).state_dict())
@@ -145,7 +146,7 @@ def _train(config: TrainConfig, out_dir: str, resume: bool, progress: bool,
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     if config.batch_size % ctx.world:
-        raise ValueError(f"batch_size {config.batch_size} is not divisible by {ctx.world} processes")
+        raise ConfigError(f"batch_size {config.batch_size} is not divisible by {ctx.world} processes")
     path = os.path.join(out_dir, CHECKPOINT_NAME)
     payload = None
     if resume:

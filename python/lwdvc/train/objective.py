@@ -4,18 +4,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lwdvc.errors import ConfigError
 from lwdvc.models.layers import flow_warp
-from lwdvc.train.codec import VideoCodec
+from lwdvc.models.video_codec import VideoCodec
 from lwdvc.train.synthetic_motion import endpoint_error, synthetic_pair
 
 __all__ = ["RDObjective", "check_motion_stage"]
 
 
 def check_motion_stage(codec: VideoCodec, stage: str) -> None:
-    """Raise ValueError unless ``codec``'s P-frame codec supports the motion pre-training stages."""
+    """Raise ConfigError unless ``codec``'s P-frame codec supports the motion pre-training stages."""
     inter = codec.inter
     if not (hasattr(inter, "forward_motion") and hasattr(inter, "optic_flow") and hasattr(inter, "motion_parameters")):
-        raise ValueError(f"stage {stage!r} needs a P-frame codec with a flow estimator and separate motion coding "
+        raise ConfigError(f"stage {stage!r} needs a P-frame codec with a flow estimator and separate motion coding "
                          f"(dcvc_hem); the {codec.family} codec has none")
 
 
@@ -37,7 +38,7 @@ class RDObjective(nn.Module):
     def __init__(self, codec: VideoCodec, lambdas: list[float], stage: str = "joint") -> None:
         super().__init__()
         if len(lambdas) != codec.num_rates:
-            raise ValueError(f"{len(lambdas)} lambdas for a codec with {codec.num_rates} rate points")
+            raise ConfigError(f"{len(lambdas)} lambdas for a codec with {codec.num_rates} rate points")
         self.codec = codec
         self.stage = stage
         if stage in ("flow", "motion"):

@@ -38,7 +38,7 @@ def compact_prune_state(path: str | os.PathLike, round_to: int | None = None, ve
 
     from lwdvc.checkpoint import CheckpointError
     from lwdvc.prune import Pruner, finalize
-    from lwdvc.train.codec import VideoCodec
+    from lwdvc.models.video_codec import VideoCodec
     from lwdvc.train.finetune import PruneConfig
 
     path = os.fspath(path)

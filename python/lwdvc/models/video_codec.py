@@ -19,7 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from lwdvc.models import build
+from lwdvc.errors import ConfigError
+from lwdvc.models.zoo import build
 
 __all__ = ["FAMILIES", "Family", "Q_SCALE_RANGE", "VideoCodec", "check_codec_config", "spread_q_scales"]
 
@@ -53,18 +54,18 @@ def check_codec_config(config: dict[str, Any]) -> dict[str, Any]:
         A new JSON-able dict with every key present.
 
     Raises:
-        ValueError: unknown family or a non-positive width.
+        ConfigError: unknown family, a non-positive width or no rate point.
     """
     family = config.get("family")
     if family not in FAMILIES:
-        raise ValueError(f"unknown codec family {family!r}; choose one of {', '.join(sorted(FAMILIES))}")
+        raise ConfigError(f"unknown codec family {family!r}; choose one of {', '.join(sorted(FAMILIES))}")
     width = float(config.get("width", 1.0))
     intra_width = float(config.get("intra_width", width))
     if not (width > 0 and intra_width > 0):
-        raise ValueError(f"codec widths must be > 0, got width={width}, intra_width={intra_width}")
+        raise ConfigError(f"codec widths must be > 0, got width={width}, intra_width={intra_width}")
     anchors = int(config.get("anchors", 4)) if FAMILIES[family].variable_rate else 1
     if anchors < 1:
-        raise ValueError(f"anchors must be >= 1, got {anchors}")
+        raise ConfigError(f"anchors must be >= 1, got {anchors}")
     return {"family": family, "width": width, "intra_width": intra_width, "anchors": anchors}
 
 

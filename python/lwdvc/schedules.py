@@ -1,6 +1,9 @@
 """Sigmoid schedules over training steps: gradient decay beta(t), distillation weight lambda3(t)
 and the pruning-target ramp.
 
+Shared by ``lwdvc.prune`` (beta, the target ramp) and ``lwdvc.distill`` (lambda3), which do not
+import each other; ``lwdvc.prune`` re-exports them as part of its API.
+
 All schedules are the same normalised sigmoid. With ``s(t) = sigmoid(k * (t / T - c))``::
 
     decay(t) = (s(T) - s(t)) / (s(T) - s(0))      # exactly 1 at t = 0, exactly 0 at t >= T
