@@ -23,6 +23,7 @@ _OPTIONS = (
     ("lr_decay", float, "learning-rate factor applied from --lr-decay-at on"),
     ("lr_decay_at", float, "fraction of the steps after which the learning rate decays"),
     ("grad_clip", float, "max gradient norm (0: no clipping)"),
+    ("rate_warmup", float, "fraction of the steps over which the rate term's weight ramps from 0 to 1"),
     ("seed", int, "random seed"),
     ("max_side", int, "downscale training videos so their longest side is at most this"),
     ("max_frames", int, "use at most this many frames of each training video"),

@@ -239,18 +239,25 @@ class SpyNet(nn.Module):
         self.moduleBasic = nn.ModuleList([SpyNetBasic() for _ in range(self.levels)])
 
     def forward(self, current: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        return self.forward_levels(current, reference)[-1]
+
+    def forward_levels(self, current: torch.Tensor, reference: torch.Tensor) -> list[torch.Tensor]:
+        """The flow after every level, coarsest first: [N, 2, H / 2^(levels-1-i), W / 2^(levels-1-i)]
+        for level i, in pixels of that level (the last entry is :meth:`forward`'s result)."""
         currents, references = [current], [reference]
         for _ in range(self.levels - 1):
             currents.append(F.avg_pool2d(currents[-1], kernel_size=2, stride=2))
             references.append(F.avg_pool2d(references[-1], kernel_size=2, stride=2))
         coarsest = references[-1]
         flow = current.new_zeros(current.size(0), 2, coarsest.size(2) // 2, coarsest.size(3) // 2)
+        flows = []
         for level in range(self.levels):
             flow_up = bilinear_upscale(flow) * 2.0
             index = self.levels - 1 - level
             warped = flow_warp(references[index], flow_up)
             flow = flow_up + self.moduleBasic[level](torch.cat([currents[index], warped, flow_up], 1))
-        return flow
+            flows.append(flow)
+        return flows
 
 
 class FlowWarp(nn.Module):

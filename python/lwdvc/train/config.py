@@ -51,6 +51,10 @@ class TrainConfig:
         steps: optimisation steps in total.
         lr: Adam learning rate; multiplied by ``lr_decay`` from step ``lr_decay_at * steps`` on.
         grad_clip: max gradient norm (0 disables clipping).
+        rate_warmup: fraction of the steps over which the weight of the rate term grows linearly
+            from 0 to 1 (0: full weight from the start). Starting with distortion alone makes a
+            fresh contextual latent carry information before it is made cheap, instead of
+            settling in the state where the P-frame codec sends motion and almost nothing else.
         seed: seed of weights, sampling and noise.
         data: training videos (paths); empty = the embedded default training clips.
         max_side, max_frames: downscaling / frame limit of the training videos.
@@ -76,6 +80,7 @@ class TrainConfig:
     lr_decay: float = 0.1
     lr_decay_at: float = 0.8
     grad_clip: float = 1.0
+    rate_warmup: float = 0.0
     seed: int = 0
     data: list[str] = field(default_factory=list)
     max_side: int | None = None
@@ -111,6 +116,8 @@ class TrainConfig:
         if not self.lr > 0 or not 0 < self.lr_decay_at <= 1 or not self.lr_decay > 0:
             raise ConfigError(f"bad learning-rate schedule: lr={self.lr}, lr_decay={self.lr_decay}, "
                               f"lr_decay_at={self.lr_decay_at}")
+        if not 0.0 <= float(self.rate_warmup) < 1.0:
+            raise ConfigError(f"rate_warmup must be a fraction of the steps in [0, 1), got {self.rate_warmup}")
         self.data = [str(p) for p in self.data]
 
     def codec_config(self) -> dict[str, Any]:
@@ -132,6 +139,11 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown training config keys: {', '.join(unknown)}")
         return cls(**values)
+
+    def rate_weight(self, step: int) -> float:
+        """Weight of the rate term at ``step`` (0-based): ramps from 0 to 1 over ``rate_warmup``."""
+        ramp = self.rate_warmup * self.steps
+        return 1.0 if ramp <= 0 else min(1.0, step / ramp)
 
     def lr_factor(self, step: int) -> float:
         """Learning-rate multiplier at ``step`` (0-based)."""

@@ -177,6 +177,7 @@ def _train(config: TrainConfig, out_dir: str, resume: bool, progress: bool,
     while step < config.steps:
         group = torch.stack([dataset[i] for i in sampler.indices(step)])
         rate = torch.randint(codec.num_rates, (group.shape[0],))
+        objective.rate_weight = config.rate_weight(step)
         out = model(group, rate)
         stats = ctx.all_sum(torch.stack([out["loss"].detach(), out["bpp"], out["mse"],
                                          (~torch.isfinite(out["loss"].detach())).float()]))

@@ -21,7 +21,7 @@ def check_motion_stage(codec: VideoCodec, stage: str) -> None:
 
 
 class RDObjective(nn.Module):
-    """``mean over frames and samples of lambda[rate] * MSE + bpp`` for one codec.
+    """``mean over frames and samples of lambda[rate] * MSE + rate_weight * bpp`` for one codec.
 
     Wrapping the codec in this module lets ``DistributedDataParallel`` see the whole training
     forward as one call.
@@ -41,6 +41,8 @@ class RDObjective(nn.Module):
             raise ConfigError(f"{len(lambdas)} lambdas for a codec with {codec.num_rates} rate points")
         self.codec = codec
         self.stage = stage
+        #: weight of the bpp term (the training loop may ramp it up; see TrainConfig.rate_warmup)
+        self.rate_weight = 1.0
         if stage in ("flow", "motion"):
             check_motion_stage(codec, stage)
         self.register_buffer("lambdas", torch.tensor(lambdas, dtype=torch.float32), persistent=False)
@@ -68,7 +70,7 @@ class RDObjective(nn.Module):
 
         def count(recon: torch.Tensor, target: torch.Tensor, bpp: torch.Tensor) -> None:
             mse = (recon - target).square().mean(dim=(1, 2, 3))
-            losses.append(lam * mse + bpp)
+            losses.append(lam * mse + self.rate_weight * bpp)
             bpps.append(bpp.detach())
             mses.append(mse.detach())
 
@@ -102,7 +104,7 @@ class RDObjective(nn.Module):
             out = inter.forward_motion(group[:, t], {"ref_frame": group[:, t - 1]},
                                        mv_y_q_scale=inter.mv_y_q_scale[rate])
             mse = (out["warped"] - group[:, t]).square().mean(dim=(1, 2, 3))
-            losses.append(lam * mse + out["bpp"])
+            losses.append(lam * mse + self.rate_weight * out["bpp"])
             bpps.append(out["bpp"].detach())
             mses.append(mse.detach())
         return {"loss": torch.stack(losses).mean(), "bpp": torch.stack(bpps).mean(),
