@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lwdvc_kernels.compact.groups import ChannelGroup
+    from lwdvc_kernels.compaction.groups import ChannelGroup
 
 __all__ = ["MaskedWeight", "attach_masks", "detach_masks", "masks_of", "masked_weights", "set_beta", "has_masks",
            "BatchedMaskedWeights", "batched_masked_weights"]

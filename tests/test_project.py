@@ -29,3 +29,19 @@ def test_install_commands_build_against_the_installed_torch():
     for command in readme_commands():
         assert "--no-build-isolation" in command
         assert "torch==" in command
+
+
+def test_compact_and_optimize_are_plain_functions():
+    import inspect
+    import types
+
+    import lwdvc_kernels
+    import lwdvc_kernels.compaction
+    import lwdvc_kernels.optimization
+
+    for name in ("compact", "optimize"):
+        function = getattr(lwdvc_kernels, name)
+        assert inspect.isfunction(function), name
+        assert not isinstance(function, types.ModuleType), name
+    assert type(lwdvc_kernels.optimization) is types.ModuleType  # a plain module, not callable
+    assert not callable(lwdvc_kernels.optimization)

@@ -1,6 +1,6 @@
 """``to_channels_last``: NCHW -> channels_last layout change fused with a dtype cast.
 
-The CPU strategy of :func:`lwdvc_kernels.optimize.optimize` converts every 4-D input of a
+The CPU strategy of :func:`lwdvc_kernels.optimization.optimize` converts every 4-D input of a
 module once; ATen's strided copy does that element by element, the C++ kernel tile by tile.
 Backends: ``"auto"`` (C++ CPU kernel; CUDA through ATen's copy) and ``"reference"``.
 """

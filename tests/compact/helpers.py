@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from lwdvc_kernels.compact import ChannelAnalysis
+from lwdvc_kernels.compaction import ChannelAnalysis
 
 
 def masks_for_reduction(analysis: ChannelAnalysis, reduction: float, seed: int) -> dict[str, torch.Tensor]:

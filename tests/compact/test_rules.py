@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lwdvc_kernels.compact import UnsupportedOpError, channel_groups, compact
+from lwdvc_kernels.compaction import UnsupportedOpError, channel_groups, compact
 from lwdvc_kernels.macs import count_macs
 
 

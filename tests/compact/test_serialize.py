@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from lwdvc_kernels.compact import channel_groups, compact
+from lwdvc_kernels.compaction import channel_groups, compact
 from lwdvc_kernels.serialize import load, save
 
 from .helpers import masks_for_reduction

@@ -12,7 +12,7 @@ import pytest
 # Python's own small allocations in between may make it grow a second block once).
 _PROBE = textwrap.dedent("""
     import resource, sys, torch
-    from lwdvc_kernels.optimize import keep_freed_memory
+    from lwdvc_kernels.optimization import keep_freed_memory
     accepted = keep_freed_memory() if sys.argv[1] == "keep" else True
     def touch():
         t = torch.empty(16 << 20, dtype=torch.float32)

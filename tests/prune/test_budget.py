@@ -7,7 +7,7 @@ import torch
 import lwdvc_kernels
 from lwdvc.models import build
 from lwdvc.prune import Pruner, PruneConfigError, finalize
-from lwdvc_kernels.compact import rounded_count
+from lwdvc_kernels.compaction import rounded_count
 from lwdvc.prune.finalize import module_macs
 from lwdvc_kernels.masking import has_masks
 

@@ -5,12 +5,12 @@ Files: ``trace`` (execution tracer), ``graph`` (channel elements and coupling),
 handlers), ``groups`` (groups, members, MAC accounting), ``slicing`` (masking and slicing of
 tensors), ``verify`` (masked vs compacted check), ``compactor`` (public entry points).
 """
-from lwdvc_kernels.compact.compactor import channel_groups, compact, round_masks, rounded_count, set_memory_format
-from lwdvc_kernels.compact.engine_rules import register_engine_layers
-from lwdvc_kernels.compact.graph import UnsupportedOpError
-from lwdvc_kernels.compact.groups import ChannelAnalysis, ChannelGroup, Member
-from lwdvc_kernels.compact.module_rules import ModuleHandler, register_module_handler
-from lwdvc_kernels.compact.verify import CompactionMismatch
+from lwdvc_kernels.compaction.compactor import channel_groups, compact, round_masks, rounded_count, set_memory_format
+from lwdvc_kernels.compaction.engine_rules import register_engine_layers
+from lwdvc_kernels.compaction.graph import UnsupportedOpError
+from lwdvc_kernels.compaction.groups import ChannelAnalysis, ChannelGroup, Member
+from lwdvc_kernels.compaction.module_rules import ModuleHandler, register_module_handler
+from lwdvc_kernels.compaction.verify import CompactionMismatch
 
 register_engine_layers()
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from lwdvc_kernels.compact.function_rules import _arg, _first_tensor, _replace_first, func_name_of, rule
-from lwdvc_kernels.compact.graph import Val
-from lwdvc_kernels.compact.trace import iter_tensors
+from lwdvc_kernels.compaction.function_rules import _arg, _first_tensor, _replace_first, func_name_of, rule
+from lwdvc_kernels.compaction.graph import Val
+from lwdvc_kernels.compaction.trace import iter_tensors
 
 
 def _channel_dim_of_probe(p: torch.Tensor) -> tuple[int, list[int]] | None:

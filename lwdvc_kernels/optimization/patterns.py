@@ -3,7 +3,7 @@
 The module is traced with ``torch.fx`` (engine layers such as GDN, DeformConv2d and MaskedConv2d
 stay leaves) and shapes are propagated with the example inputs. A *conv chain* starts at a
 ``Conv2d`` (or at a stride-s ``ConvTranspose2d`` with few output channels, rewritten as a conv
-plus PixelShuffle(s) where that is faster, see :mod:`lwdvc_kernels.optimize.subpixel`) and absorbs, while each intermediate result has exactly one user:
+plus PixelShuffle(s) where that is faster, see :mod:`lwdvc_kernels.optimization.subpixel`) and absorbs, while each intermediate result has exactly one user:
 an activation (ReLU / LeakyReLU, module or function) and a PixelShuffle in either order, then a
 same-shape, same-dtype ``+`` of another tensor (the residual). The chain becomes one
 :class:`FusedConv2d` call placed where the chain ended. GDN/IGDN modules become
@@ -21,8 +21,8 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from lwdvc_kernels.nn import GDN, DeformConv2d, MaskedConv2d
-from lwdvc_kernels.optimize.fused import FusedConv2d, FusedGDN, conv_is_fusable
-from lwdvc_kernels.optimize.subpixel import subpixel_conv, subpixel_slower_reason, subpixel_unsupported_reason
+from lwdvc_kernels.optimization.fused import FusedConv2d, FusedGDN, conv_is_fusable
+from lwdvc_kernels.optimization.subpixel import subpixel_conv, subpixel_slower_reason, subpixel_unsupported_reason
 
 __all__ = ["FusionReport", "fuse_module"]
 
