@@ -140,37 +140,6 @@ def test_thread_count_does_not_change_the_result():
     assert torch.equal(one, two)
 
 
-_ISA_CHECK = """
-import torch
-from lwdvc_kernels import ops
-from tests.ops.test_deform_conv2d import CONFIGS, make, rel_error, torchvision_result
-for name in ("fvc-like", "odd-counts", "conv-groups"):
-    x, offset, weight, bias, *conv = make(**CONFIGS[name])
-    want = torchvision_result(x, offset, weight, bias, *conv)
-    assert rel_error(ops.deform_conv2d(x, offset, weight, bias, *conv, backend="auto"), want) <= 1e-5, name
-    args = [t.bfloat16() if isinstance(t, torch.Tensor) else t for t in (x, offset, weight, bias)]
-    want = torchvision_result(*[t.float() if isinstance(t, torch.Tensor) else t for t in args], *conv)
-    assert rel_error(ops.deform_conv2d(*args, *conv, backend="auto"), want) <= 5e-3, name
-"""
-
-
-@needs_extension
-@pytest.mark.parametrize("capability", ["default", "avx2"])
-def test_other_instruction_set_builds(capability):
-    """The sampler's DEFAULT and AVX2 builds (chosen through ATEN_CPU_CAPABILITY), in a subprocess."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, ATEN_CPU_CAPABILITY=capability,
-               PYTHONPATH=os.pathsep.join([str(root / "python"), str(root), os.environ.get("PYTHONPATH", "")]))
-    result = subprocess.run([sys.executable, "-c", _ISA_CHECK], env=env, cwd=root, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-
-
 @pytest.mark.parametrize("config", ["odd-counts", "conv-groups", "stride-dilation", "no-bias-5x5"])
 def test_reference_matches_torchvision_with_gradients(config):
     """The plain PyTorch oracle against torchvision, forward and gradients of every input."""
