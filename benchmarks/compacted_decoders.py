@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 import lwdvc_kernels
-from lwdvc_kernels.compact import ChannelAnalysis, channel_groups, rounded_count
+from lwdvc_kernels.compaction import ChannelAnalysis, channel_groups, rounded_count
 
 
 @dataclass

@@ -26,9 +26,9 @@ torch.set_num_threads(os.cpu_count() or 1)
 
 # One allocator setting for every benchmark in the session, whatever runs first: glibc keeps
 # freed memory instead of page-faulting fresh mmaps on every large tensor (see
-# lwdvc_kernels.optimize.keep_freed_memory). LWDVC_BENCH_KEEP_MEMORY=0 measures the default.
+# lwdvc_kernels.optimization.keep_freed_memory). LWDVC_BENCH_KEEP_MEMORY=0 measures the default.
 if os.environ.get("LWDVC_BENCH_KEEP_MEMORY", "1") != "0":
-    from lwdvc_kernels.optimize import keep_freed_memory  # noqa: E402
+    from lwdvc_kernels.optimization import keep_freed_memory  # noqa: E402
 
     keep_freed_memory()
 

@@ -68,7 +68,7 @@ MASKS = {"dense": (1, "uniform"), "compacted": (1, "uniform"), "optimised": (1, 
          "optimised_r16": (16, "uniform"), "optimised_floor": (1, "floor")}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def decode_models(codec: str, height: int, width: int) -> dict[str, torch.nn.Module]:
     """``{variant: codec}`` for :data:`VARIANTS`, sharing the benchmark decoders' weights."""
     from lwdvc.models import build

@@ -9,7 +9,7 @@ import torch
 
 from benchmarks.compacted_decoders import DecoderModule, build_decoder
 from lwdvc_kernels import ops
-from lwdvc_kernels.optimize import optimize
+from lwdvc_kernels.optimization import optimize
 
 CODECS = ("dcvc", "dcvc_hem", "fvc")
 # (label, padded height, padded width): 960x544 frames are padded to a multiple of 64 as the
@@ -23,20 +23,20 @@ def configure_process() -> None:
     memory unless LWDVC_BENCH_KEEP_MEMORY=0 (see ``keep_freed_memory``)."""
     import os
 
-    from lwdvc_kernels.optimize import keep_freed_memory
+    from lwdvc_kernels.optimization import keep_freed_memory
 
     if os.environ.get("LWDVC_BENCH_KEEP_MEMORY", "1") != "0":
         keep_freed_memory()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def decoder(codec: str, height: int, width: int, round_to: int = 1, masks: str = "uniform"
             ) -> tuple[DecoderModule, ...]:
     """The decoder's modules at ``REDUCTION``; ``masks``: see ``build_decoder``."""
     return tuple(build_decoder(codec, height, width, REDUCTION, round_to=round_to, masks=masks))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def optimised(codec: str, height: int, width: int, dtype: torch.dtype, round_to: int = 1,
               device: str = "cpu", masks: str = "uniform") -> tuple[torch.nn.Module, ...]:
     """Optimised compacted modules (traced and verified on the small trace-size inputs)."""

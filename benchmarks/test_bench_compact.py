@@ -26,7 +26,7 @@ import torch
 
 from benchmarks.compacted_decoders import build_decoder, mac_ratio
 from benchmarks.interleaved import interleaved_medians
-from lwdvc_kernels.compact import set_memory_format
+from lwdvc_kernels.compaction import set_memory_format
 
 pytest.importorskip("lwdvc.models", reason="codec models not installed")
 

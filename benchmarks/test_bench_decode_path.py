@@ -11,7 +11,6 @@ The compacted and optimised reconstructions are checked against each other (floa
 from __future__ import annotations
 
 import pytest
-import torch
 
 from benchmarks.compacted_decoders import mac_ratio
 from benchmarks.decode_paths import MASKS, VARIANTS, decode_step

@@ -51,7 +51,7 @@ def test_deform_conv2d(benchmark, record_median, shape, provider):
     if provider != "torchvision-fp32" and ops.EXTENSION is None:
         pytest.skip("needs the compiled extension")
     x, offset, weight = _inputs(cin, cout, offset_groups, height, width)
-    backend = "reference" if provider.startswith("torchvision") else "op"
+    backend = "torchvision" if provider.startswith("torchvision") else "auto"
     if provider.endswith("-cl"):
         x = x.contiguous(memory_format=torch.channels_last)
         offset = offset.contiguous(memory_format=torch.channels_last)
@@ -96,14 +96,14 @@ def cpu_time_table() -> None:
         x, offset, weight = _inputs(cin, cout, offset_groups, height, width)
         x_cl = x.contiguous(memory_format=torch.channels_last)
         offset_cl = offset.contiguous(memory_format=torch.channels_last)
-        cases = [(x, offset, weight, "reference"), (x, offset, weight, "op"), (x_cl, offset_cl, weight, "op"),
-                 (x_cl.bfloat16(), offset_cl.bfloat16(), weight.bfloat16(), "op")]
+        cases = [(x, offset, weight, "torchvision"), (x, offset, weight, "auto"), (x_cl, offset_cl, weight, "auto"),
+                 (x_cl.bfloat16(), offset_cl.bfloat16(), weight.bfloat16(), "auto")]
         row = []
         with torch.inference_mode():
             for a, o, w, backend in cases:
-                runs = 3 if backend == "reference" and height * width > 40000 else 5
-                row.append(best_ms(lambda: ops.deform_conv2d(a, o, w, None, 1, 1, 1, offset_group_sizes=sizes,
-                                                             backend=backend), runs))
+                runs = 3 if backend == "torchvision" and height * width > 40000 else 5
+                row.append(best_ms(lambda a=a, o=o, w=w, sizes=sizes, backend=backend: ops.deform_conv2d(
+                    a, o, w, None, 1, 1, 1, offset_group_sizes=sizes, backend=backend), runs))
         print(f"| {label} | [1,{cin},{height},{width}] | " + " | ".join(f"{v:.1f}" for v in row) + " |", flush=True)
 
 

@@ -14,10 +14,7 @@ from __future__ import annotations
 import importlib
 
 from lwdvc_kernels import ops
-
-# The subpackage lwdvc_kernels.compact holds the analysis and compaction code; importing it here,
-# before binding the function of the same name, keeps `lwdvc_kernels.compact` the function.
-from lwdvc_kernels.compact import channel_groups, compact  # noqa: E402
+from lwdvc_kernels.compaction import channel_groups, compact
 
 __all__ = ["ops", "channel_groups", "compact", "count_macs", "save", "load", "MaskedWeight", "optimize"]
 
@@ -27,7 +24,7 @@ _LAZY = {
     "save": ("lwdvc_kernels.serialize", "save"),
     "load": ("lwdvc_kernels.serialize", "load"),
     "MaskedWeight": ("lwdvc_kernels.masking", "MaskedWeight"),
-    "optimize": ("lwdvc_kernels.optimize", "optimize"),
+    "optimize": ("lwdvc_kernels.optimization", "optimize"),
 }
 
 

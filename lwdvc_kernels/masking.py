@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lwdvc_kernels.compact.groups import ChannelGroup
+    from lwdvc_kernels.compaction.groups import ChannelGroup
 
 __all__ = ["MaskedWeight", "attach_masks", "detach_masks", "masks_of", "masked_weights", "set_beta", "has_masks",
            "BatchedMaskedWeights", "batched_masked_weights"]
@@ -98,7 +98,7 @@ def _owner(model: nn.Module, qualname: str) -> nn.Module:
 
 
 def attach_masks(
-    model: nn.Module, groups: "list[ChannelGroup]", beta: float = 0.0
+    model: nn.Module, groups: list[ChannelGroup], beta: float = 0.0
 ) -> dict[str, torch.Tensor]:
     """Register a :class:`MaskedWeight` on every producer tensor of every prunable group.
 
@@ -244,7 +244,7 @@ class BatchedMaskedWeights:
         """Number of parametrizations computed in the batch."""
         return len(self._entries)
 
-    def __enter__(self) -> "BatchedMaskedWeights":
+    def __enter__(self) -> BatchedMaskedWeights:
         from lwdvc_kernels.ops import masked_weights as masked_weights_op
 
         batches = defaultdict(list)

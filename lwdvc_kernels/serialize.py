@@ -140,14 +140,17 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
 def _apply(model: nn.Module, layout: dict[str, Any], tensors: dict[str, torch.Tensor], path: Path) -> nn.Module:
     modules = dict(model.named_modules())
     missing = sorted(set(layout["modules"]) - set(modules))
-    extra = sorted(q for q in set(modules) - set(layout["modules"]) if list(modules[q]._parameters) or list(modules[q]._buffers))
+    extra = sorted(q for q in set(modules) - set(layout["modules"])
+                   if list(modules[q]._parameters) or list(modules[q]._buffers))
     if missing or extra:
-        raise ValueError(f"load: {str(path)!r} does not match the template: missing modules {missing[:5]}, extra {extra[:5]}")
+        raise ValueError(f"load: {str(path)!r} does not match the template: missing modules {missing[:5]}, "
+                         f"extra {extra[:5]}")
     for qualname, entry in layout["modules"].items():
         module = modules[qualname]
         where = qualname or "<root>"
         if _type_name(module) != entry["type"]:
-            raise ValueError(f"load: module {where} is {_type_name(module)} in the template but {entry['type']} in the file")
+            raise ValueError(f"load: module {where} is {_type_name(module)} in the template but {entry['type']} "
+                             "in the file")
         own = {k for k, v in {**module._parameters, **module._buffers}.items() if v is not None}
         if own != set(entry["tensors"]):
             raise ValueError(f"load: module {where} has tensors {sorted(own)} but the file {sorted(entry['tensors'])}")
@@ -202,7 +205,8 @@ def _build_sequential(layout: dict[str, Any], prefix: str = "") -> nn.Module:
             )
         return builder(entry["attrs"], entry["tensors"])
     children = sorted(
-        (q for q in layout["modules"] if q.startswith(prefix) and q != prefix and "." not in q[len(prefix):].lstrip(".")),
+        (q for q in layout["modules"]
+         if q.startswith(prefix) and q != prefix and "." not in q[len(prefix):].lstrip(".")),
         key=lambda q: int(q.rsplit(".", 1)[-1]),
     )
     return nn.Sequential(*[_build_sequential(layout, q) for q in children])

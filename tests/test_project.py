@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,3 +47,31 @@ def test_cross_check_packages_are_test_extras_and_explained():
     for package in CROSS_CHECK_PACKAGES:
         assert package in names, f"{package} is missing from the test extra"
         assert f"**{package}**" in dependencies, f"the README does not say why {package} is needed"
+
+
+def test_compact_and_optimize_are_plain_functions():
+    import inspect
+    import types
+
+    import lwdvc_kernels
+    import lwdvc_kernels.compaction
+    import lwdvc_kernels.optimization
+
+    for name in ("compact", "optimize"):
+        function = getattr(lwdvc_kernels, name)
+        assert inspect.isfunction(function), name
+        assert not isinstance(function, types.ModuleType), name
+    assert type(lwdvc_kernels.optimization) is types.ModuleType  # a plain module, not callable
+    assert not callable(lwdvc_kernels.optimization)
+
+
+def test_ruff_is_clean():
+    """The linter configured in pyproject.toml (ruff) finds nothing in the tree."""
+    import shutil
+    import subprocess
+
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    if not Path(ruff).exists():
+        pytest.fail("ruff is not installed: it is part of the test extra (pip install -e '.[test]')")
+    result = subprocess.run([ruff, "check", "--no-cache", str(ROOT)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -15,7 +15,8 @@ channel of group ``g`` being sampled with group ``g``'s offsets. The default spl
 (C_in divisible by G). A channel-pruned layer can keep any number of channels per group: pass
 ``group_sizes`` (or build it with :meth:`DeformConv2d.select_channels`); the forward pass hands
 them to the op (``offset_group_sizes``), whose CPU kernel samples uneven groups directly; the
-torchvision path expands the offsets to one offset group per input channel (exact). Output channels and the offset conv's input channels carry no such constraint; the
+torchvision path expands the offsets to one offset group per input channel (exact). Output channels and the offset
+conv's input channels carry no such constraint; the
 offset channels themselves are never prunable.
 
 Channel counts are read from the parameters (``weight``: C_out, C_in; ``conv_offset.weight``:
@@ -24,11 +25,13 @@ also call :meth:`DeformConv2d.keep_input_channels` (or :meth:`set_group_sizes`) 
 indices, so that every remaining channel keeps its group's offsets; the forward pass raises if
 ``group_sizes`` no longer sums to the weight's input channels.
 
-The forward pass calls :func:`lwdvc_kernels.ops.deform_conv2d` (same arguments as
-``torchvision.ops.deform_conv2d``): the project's C++ kernel on CPU when the extension is built
-and no gradient is needed, torchvision's kernel otherwise (CUDA, training, other dtypes). It is
-registered with ``torch.fx.wrap`` so a symbolic trace keeps it as one ``call_function`` node whose
-arguments are (input, offset, weight, bias, stride, padding, dilation). Under autocast the
+The forward pass calls :func:`deform_conv2d_for_layer`, which runs
+:func:`lwdvc_kernels.ops.deform_conv2d` (same arguments as ``torchvision.ops.deform_conv2d``)
+with ``backend="auto"`` (the dispatcher: the project's C++ kernel) on CPU when the extension is
+built and no gradient is needed, with ``backend="torchvision"`` otherwise (CUDA, training, other
+dtypes). It is registered with ``torch.fx.wrap`` so a symbolic trace keeps it as one
+``call_function`` node whose arguments are (input, offset, weight, bias, stride, padding,
+dilation). Under autocast the
 offsets may arrive in another dtype than ``x`` (``conv_offset`` is autocast); the call then runs
 in autocast's dtype when the CPU kernel has it (bfloat16), else in float32.
 """
@@ -41,11 +44,25 @@ import torch.fx
 from torch import nn
 from torch.nn.modules.utils import _pair
 
-from lwdvc_kernels.ops.deform_conv2d import autocast_enabled, deform_conv2d
+from lwdvc_kernels.ops.deform_conv2d import autocast_enabled, cpu_kernel_applies, deform_conv2d
+from lwdvc_kernels.ops.registry import AUTO, TORCHVISION
 
-__all__ = ["DeformConv2d"]
+__all__ = ["DeformConv2d", "deform_conv2d_for_layer"]
 
-torch.fx.wrap("deform_conv2d")
+
+def deform_conv2d_for_layer(input: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor,
+                            bias: torch.Tensor | None, stride, padding, dilation, *,
+                            offset_group_sizes: Sequence[int] | None = None) -> torch.Tensor:
+    """:func:`lwdvc_kernels.ops.deform_conv2d` through the dispatcher where it runs the C++ CPU
+    kernel (:func:`cpu_kernel_applies`, in autocast's dtype under autocast), through torchvision
+    elsewhere; [N, Cout, Ho, Wo]."""
+    dtype = torch.get_autocast_dtype(input.device.type) if autocast_enabled(input.device) else input.dtype
+    backend = AUTO if cpu_kernel_applies(input.device, dtype, (input, offset, weight, bias)) else TORCHVISION
+    return deform_conv2d(input, offset, weight, bias, stride, padding, dilation, offset_group_sizes=offset_group_sizes,
+                         backend=backend)
+
+
+torch.fx.wrap("deform_conv2d_for_layer")
 
 
 def _equal_split(channels: int, groups: int) -> tuple[int, ...]:
@@ -219,8 +236,8 @@ class DeformConv2d(nn.Module):
             expected = self.deformable_groups * 2 * self.kernel_size[0] * self.kernel_size[1]
             self._check_input("offset", offset, expected, x)
         sizes = None if self.uniform_groups else self.group_sizes
-        return deform_conv2d(x, offset, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                             offset_group_sizes=sizes)
+        return deform_conv2d_for_layer(x, offset, self.weight, self.bias, self.stride, self.padding,
+                                       self.dilation, offset_group_sizes=sizes)
 
     def _check_input(self, name: str, t: torch.Tensor, channels: int, like: torch.Tensor | None) -> None:
         if not isinstance(t, torch.Tensor):
@@ -247,7 +264,7 @@ class DeformConv2d(nn.Module):
         in_keep: torch.Tensor | Sequence[int] | None = None,
         out_keep: torch.Tensor | Sequence[int] | None = None,
         offset_in_keep: torch.Tensor | Sequence[int] | None = None,
-    ) -> "DeformConv2d":
+    ) -> DeformConv2d:
         """A smaller layer that keeps only the given channels and computes the same outputs.
 
         Args:

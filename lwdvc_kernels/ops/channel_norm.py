@@ -9,15 +9,18 @@ from collections.abc import Sequence
 
 import torch
 
-from lwdvc_kernels.ops import _extension  # noqa: F401  (defines torch.ops.lwdvc.*)
 from lwdvc_kernels.ops.reference.channel_norm import channel_norm_reference
+from lwdvc_kernels.ops.registry import AUTO, REFERENCE, check_backend
 from lwdvc_kernels.ops.validation import check_channel_norm_args
 
 
-@torch.library.register_fake("lwdvc::channel_norm")
-def _channel_norm_fake(weights, dims):
+def channel_norm_fake(weights, dims):
     wrapped = check_channel_norm_args(weights, dims)
     return weights[0].new_empty((weights[0].size(wrapped[0]),), dtype=torch.float32)
+
+
+def channel_norm_kernel(weights, dims):
+    return channel_norm_reference(weights, check_channel_norm_args(weights, dims))
 
 
 def channel_norm(
@@ -36,17 +39,16 @@ def channel_norm(
     Returns:
         float32 [C], detached: ``sqrt(sum over weights and other dims of w ** 2)``.
     """
+    check_backend("channel_norm", backend)
     if isinstance(weights, torch.Tensor):
         weights = [weights]
     weights = [w.detach() if isinstance(w, torch.Tensor) else w for w in weights]
     dims = [dims] * len(weights) if isinstance(dims, int) else list(dims)
-    wrapped = check_channel_norm_args(weights, dims)  # also catches an empty list before dispatch
-    if backend == "auto":
-        return torch.ops.lwdvc.channel_norm(weights, dims)
-    if backend == "reference":
+    wrapped = check_channel_norm_args(weights, dims)
+    if backend == AUTO:
+        return torch.ops.lwdvc.channel_norm(weights, wrapped)
+    if backend == REFERENCE:
         return channel_norm_reference(weights, wrapped)
-    if backend == "triton":
-        from lwdvc_kernels.ops.triton.channel_norm import channel_norm_triton
+    from lwdvc_kernels.ops.triton.channel_norm import channel_norm_triton
 
-        return channel_norm_triton(weights, wrapped)
-    raise ValueError(f"channel_norm: unknown backend {backend!r}; expected auto, reference or triton")
+    return channel_norm_triton(weights, wrapped)

@@ -14,19 +14,32 @@ from collections.abc import Sequence
 import torch
 from torch._prims_common import suggest_memory_format
 
-from lwdvc_kernels.ops import _extension  # noqa: F401  (defines torch.ops.lwdvc.*)
-from lwdvc_kernels.ops.fused_validation import check_conv2d_epilogue_args
+from lwdvc_kernels.ops.fused_validation import check_conv2d_epilogue_args, check_conv2d_narrow_args
 from lwdvc_kernels.ops.reference.conv2d_epilogue import conv2d_epilogue_reference
+from lwdvc_kernels.ops.registry import AUTO, REFERENCE, check_backend
 
-BACKENDS = ("auto", "reference", "triton")
 
-
-@torch.library.register_fake("lwdvc::conv2d_epilogue")
-def _conv2d_epilogue_fake(input, weight, bias, residual, stride, padding, dilation, groups, activation,
-                          negative_slope, upscale):
+def conv2d_epilogue_fake(input, weight, bias, residual, stride, padding, dilation, groups, activation,
+                         negative_slope, upscale):
     shape = check_conv2d_epilogue_args(input, weight, bias, residual, stride, padding, dilation, groups,
                                        activation, upscale)
     return input.new_empty(shape).contiguous(memory_format=suggest_memory_format(input))
+
+
+def conv2d_epilogue_kernel(*args):
+    check_conv2d_epilogue_args(*args[:9], args[10])
+    return conv2d_epilogue_reference(*args)
+
+
+def conv2d_narrow_fake(input, weight, bias, residual, stride, padding, activation, negative_slope):
+    shape = check_conv2d_narrow_args(input, weight, bias, residual, stride, padding, activation)
+    return input.new_empty(shape).contiguous(memory_format=suggest_memory_format(input))
+
+
+def conv2d_narrow_kernel(input, weight, bias, residual, stride, padding, activation, negative_slope):
+    check_conv2d_narrow_args(input, weight, bias, residual, stride, padding, activation)
+    return conv2d_epilogue_reference(input, weight, bias, residual, stride, padding, [1, 1], 1, activation,
+                                     negative_slope, 1)
 
 
 def _pair(value: int | Sequence[int]) -> list[int]:
@@ -63,24 +76,17 @@ def conv2d_epilogue(
     Returns:
         [N, Cout/upscale^2, Ho*upscale, Wo*upscale] in the input's memory format.
     """
+    check_backend("conv2d_epilogue", backend)
     args = (input, weight, bias, residual, _pair(stride), _pair(padding), _pair(dilation), int(groups),
             str(activation), float(negative_slope), int(upscale))
-    if backend == "auto":
+    shape = check_conv2d_epilogue_args(*args[:9], args[10])
+    if backend == AUTO:
         return torch.ops.lwdvc.conv2d_epilogue(*args)
-    if backend == "reference":
-        check_conv2d_epilogue_args(*args[:9], args[10])
+    if backend == REFERENCE:
         return conv2d_epilogue_reference(*args)
-    if backend == "triton":
-        from lwdvc_kernels.ops.triton.conv2d_epilogue import conv2d_epilogue_triton
+    from lwdvc_kernels.ops.triton.conv2d_epilogue import conv2d_epilogue_triton
 
-        return conv2d_epilogue_triton(*args)
-    raise ValueError(f"conv2d_epilogue: unknown backend {backend!r}; expected one of {BACKENDS}")
-
-
-@torch.library.register_fake("lwdvc::conv2d_narrow")
-def _conv2d_narrow_fake(input, weight, bias, residual, stride, padding, activation, negative_slope):
-    shape = check_conv2d_epilogue_args(input, weight, bias, residual, stride, padding, [1, 1], 1, activation, 1)
-    return input.new_empty(shape).contiguous(memory_format=suggest_memory_format(input))
+    return conv2d_epilogue_triton(*args, shape)
 
 
 def narrow_conv_supported() -> bool:
@@ -137,5 +143,6 @@ def conv2d_narrow(
     Returns:
         [N, Cout, Ho, Wo] in the input's memory format.
     """
-    return torch.ops.lwdvc.conv2d_narrow(input, weight, bias, residual, _pair(stride), _pair(padding),
-                                         str(activation), float(negative_slope))
+    args = (input, weight, bias, residual, _pair(stride), _pair(padding), str(activation), float(negative_slope))
+    check_conv2d_narrow_args(*args[:7])
+    return torch.ops.lwdvc.conv2d_narrow(*args)

@@ -15,9 +15,12 @@ layer) without expanding the offsets to one group per channel. Its kernels:
   the GPU path.
 * Meta / fake tensors: shape inference for ``torch.compile`` and ``torch.export``.
 
-Inference only: the op has no autograd formula. :func:`deform_conv2d` (``backend="auto"``)
-therefore sends calls that need gradients, CPU dtypes the kernel lacks and builds without the
-extension to torchvision, and runs the op otherwise.
+Inference only: the op has no autograd formula. Backends of :func:`deform_conv2d`: ``"auto"``
+(the dispatcher, ``torch.ops.lwdvc.deform_conv2d``: the C++ kernel on CPU, torchvision's on
+CUDA), ``"torchvision"`` (torchvision's kernel, differentiable) and ``"reference"`` (plain
+PyTorch, differentiable: the oracle). :func:`cpu_kernel_applies` says where ``"auto"`` runs the
+C++ kernel; :class:`lwdvc_kernels.nn.DeformConv2d` uses it to send training, CUDA and other
+dtypes to torchvision.
 """
 from __future__ import annotations
 
@@ -27,24 +30,29 @@ import torch
 from torch._prims_common import suggest_memory_format
 
 from lwdvc_kernels.ops._extension import EXTENSION
+from lwdvc_kernels.ops.deform_conv2d_torchvision import deform_conv2d_torchvision
 from lwdvc_kernels.ops.deform_conv2d_validation import check_deform_conv2d_args
 from lwdvc_kernels.ops.reference.deform_conv2d import deform_conv2d_reference
+from lwdvc_kernels.ops.registry import AUTO, REFERENCE, check_backend
 
-BACKENDS = ("auto", "op", "reference")
 # dtypes of the C++ CPU kernel.
 KERNEL_DTYPES = (torch.float32, torch.bfloat16)
 
 
-@torch.library.register_fake("lwdvc::deform_conv2d")
-def _deform_conv2d_fake(input, weight, offset, bias, stride, padding, dilation, groups, offset_groups,
-                        offset_group_sizes=None):
+def deform_conv2d_fake(input, weight, offset, bias, stride, padding, dilation, groups, offset_groups,
+                       offset_group_sizes=None):
     shape = check_deform_conv2d_args(input, weight, offset, bias, stride, padding, dilation, groups, offset_groups,
                                      offset_group_sizes)
     return input.new_empty(shape).contiguous(memory_format=suggest_memory_format(input))
 
 
-if EXTENSION is not None:  # without the extension, _extension defines the op with this kernel everywhere
-    torch.library.register_kernel("lwdvc::deform_conv2d", "cuda", deform_conv2d_reference)
+def deform_conv2d_kernel(input, weight, offset, bias, stride, padding, dilation, groups, offset_groups,
+                         offset_group_sizes=None):
+    """The op's kernel on CUDA, and on every device without the extension: torchvision's."""
+    check_deform_conv2d_args(input, weight, offset, bias, stride, padding, dilation, groups, offset_groups,
+                             offset_group_sizes)
+    return deform_conv2d_torchvision(input, weight, offset, bias, stride, padding, dilation, groups, offset_groups,
+                                     offset_group_sizes)
 
 
 def _pair(value: int | Sequence[int]) -> list[int]:
@@ -57,24 +65,20 @@ def autocast_enabled(device: torch.device) -> bool:
     return torch.amp.is_autocast_available(device.type) and torch.is_autocast_enabled(device.type)
 
 
-def _kernel_applies(device: torch.device, dtype: torch.dtype, tensors) -> bool:
+def cpu_kernel_applies(device: torch.device, dtype: torch.dtype, tensors) -> bool:
+    """True when ``backend="auto"`` runs the C++ CPU kernel for ``tensors`` computed in ``dtype``
+    on ``device``: CPU, the extension loaded, float32 or bfloat16, and no gradient needed."""
     if device.type != "cpu" or EXTENSION is None or dtype not in KERNEL_DTYPES:
         return False
     return not (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors))
-
-
-def uses_cpu_kernel(input: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor,
-                    bias: torch.Tensor | None) -> bool:
-    """True when ``backend="auto"`` runs the C++ CPU kernel for these (same-dtype) tensors: CPU,
-    the extension loaded, float32 or bfloat16, and no gradient needed."""
-    return _kernel_applies(input.device, input.dtype, (input, offset, weight, bias))
 
 
 def _op_args(input, offset, weight, bias, stride, padding, dilation, offset_group_sizes) -> tuple:
     """The op's arguments, groups and offset_groups inferred as torchvision does (the op's own
     checks then report any inconsistency)."""
     if weight.dim() != 4 or weight.size(1) == 0 or weight.size(2) * weight.size(3) == 0:
-        raise ValueError(f"deform_conv2d: weight must be 4-D [Cout, Cin/groups, kh, kw], got shape {list(weight.shape)}")
+        raise ValueError(
+            f"deform_conv2d: weight must be 4-D [Cout, Cin/groups, kh, kw], got shape {list(weight.shape)}")
     groups = max(1, input.size(1) // weight.size(1)) if input.dim() == 4 else 1
     offset_groups = max(1, offset.size(1) // (2 * weight.size(2) * weight.size(3))) if offset.dim() == 4 else 1
     sizes = None if offset_group_sizes is None else [int(v) for v in offset_group_sizes]
@@ -106,30 +110,30 @@ def deform_conv2d(
         offset_group_sizes: consecutive input channels of each offset group (offset_groups
             entries >= 0 summing to Cin) when the groups are uneven, as in a compacted layer;
             None splits Cin equally (torchvision's rule).
-        backend: ``"auto"`` (the CPU kernel when :func:`uses_cpu_kernel`, else torchvision;
-            under autocast every tensor is first cast to the autocast dtype if the CPU kernel
-            takes it, else to float32), ``"op"`` (always ``torch.ops.lwdvc.deform_conv2d``:
-            the C++ kernel on CPU, torchvision's on CUDA; no autograd) or ``"reference"``
-            (torchvision, differentiable).
+        backend: ``"auto"`` (the dispatcher: the C++ kernel on CPU, inference only, float32 and
+            bfloat16; torchvision's on CUDA), ``"torchvision"`` (differentiable) or
+            ``"reference"`` (plain PyTorch, differentiable). Under autocast every tensor is first
+            cast to the autocast dtype where ``"auto"`` runs the C++ kernel in it, else to float32.
 
     Returns:
         [N, Cout, Ho, Wo] in the input's memory format (NCHW or channels_last).
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"deform_conv2d: unknown backend {backend!r}; expected one of {BACKENDS}")
+    check_backend("deform_conv2d", backend)
     for name, t in (("input", input), ("offset", offset), ("weight", weight)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"deform_conv2d: {name} must be a tensor, got {type(t).__name__}")
-    if backend == "auto" and autocast_enabled(input.device):
-        # Compute in autocast's dtype when the CPU kernel has it, else in float32 (torchvision).
+    if autocast_enabled(input.device):
         dtype = torch.get_autocast_dtype(input.device.type)
-        if not _kernel_applies(input.device, dtype, (input, offset, weight, bias)):
+        if not (backend == AUTO and cpu_kernel_applies(input.device, dtype, (input, offset, weight, bias))):
             dtype = torch.float32
         cast = [None if t is None else t.to(dtype) for t in (input, offset, weight, bias)]
         with torch.autocast(input.device.type, enabled=False):
             return deform_conv2d(*cast, stride, padding, dilation, offset_group_sizes=offset_group_sizes,
-                                 backend="auto")
+                                 backend=backend)
     args = _op_args(input, offset, weight, bias, stride, padding, dilation, offset_group_sizes)
-    if backend == "op" or (backend == "auto" and uses_cpu_kernel(input, offset, weight, bias)):
+    check_deform_conv2d_args(*args)
+    if backend == AUTO:
         return torch.ops.lwdvc.deform_conv2d(*args)
-    return deform_conv2d_reference(*args)
+    if backend == REFERENCE:
+        return deform_conv2d_reference(*args)
+    return deform_conv2d_torchvision(*args)

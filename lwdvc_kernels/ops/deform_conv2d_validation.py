@@ -1,5 +1,4 @@
-"""Argument checks of ``deform_conv2d`` for the Python backends; the messages match
-csrc/ops/common/deform_conv2d_checks.h."""
+"""Argument checks of ``deform_conv2d``, the one place they live (see ``validation``)."""
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,6 +1,9 @@
-"""Argument checks of the inference ops (``conv2d_epilogue``, ``gdn``, ``to_channels_last``, and
-the convolution checks ``deform_conv2d`` shares) for the Python backends; the messages match
-csrc/ops/common/fused_checks.h and to_channels_last_checks.h."""
+"""Argument checks of the inference ops (``conv2d_epilogue``, ``conv2d_narrow``, ``gdn``,
+``to_channels_last``, and the convolution checks ``deform_conv2d`` shares).
+
+The one place these ops' arguments are checked: the functional API runs them before dispatch,
+the fake kernels and the Python kernels too, so every backend raises the same errors (the C++
+kernels keep only the preconditions of csrc/ops/common/preconditions.h)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -69,10 +72,10 @@ def check_conv2d_bias(op: str, bias: torch.Tensor | None, input: torch.Tensor, o
 def check_conv2d_epilogue_args(
     input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor | None,
     stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int], groups: int, activation: str,
-    upscale: int,
+    upscale: int, *, op: str = "conv2d_epilogue",
 ) -> tuple[int, int, int, int]:
-    """Validates conv2d_epilogue arguments; returns the output shape (N, C, H, W) after the shuffle."""
-    op = "conv2d_epilogue"
+    """Validates conv2d_epilogue arguments; returns the output shape (N, C, H, W) after the shuffle.
+    ``op`` names the op in the messages."""
     batch, cout, out_h, out_w = check_conv2d_geometry(op, input, weight, stride, padding, dilation, groups)
     if activation not in ACTIVATIONS:
         raise ValueError(f"{op}: unknown activation '{activation}' (expected none, relu or leaky_relu)")
@@ -88,6 +91,25 @@ def check_conv2d_epilogue_args(
     return shape
 
 
+NARROW_MAX_OUT_CHANNELS = 8
+
+
+def check_conv2d_narrow_args(
+    input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor | None,
+    stride: Sequence[int], padding: Sequence[int], activation: str,
+) -> tuple[int, int, int, int]:
+    """Validates conv2d_narrow arguments (conv2d_epilogue's, with dilation 1, groups 1, float32
+    and 1-8 output channels); returns the output shape (N, Cout, Ho, Wo)."""
+    op = "conv2d_narrow"
+    shape = check_conv2d_epilogue_args(input, weight, bias, residual, stride, padding, [1, 1], 1, activation, 1,
+                                       op=op)
+    if input.dtype != torch.float32:
+        raise TypeError(f"{op}: input must be float32, got {input.dtype}")
+    if weight.size(0) > NARROW_MAX_OUT_CHANNELS:
+        raise ValueError(f"{op}: at most {NARROW_MAX_OUT_CHANNELS} output channels, got {weight.size(0)}")
+    return shape
+
+
 def check_gdn_args(input: torch.Tensor, beta: torch.Tensor, gamma: torch.Tensor) -> None:
     """Validates gdn arguments (effective beta [C] and gamma [C, C])."""
     op = "gdn"
@@ -98,7 +120,8 @@ def check_gdn_args(input: torch.Tensor, beta: torch.Tensor, gamma: torch.Tensor)
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{op}: {name} must be a tensor, got {type(t).__name__}")
     if beta.dtype != input.dtype or gamma.dtype != input.dtype:
-        raise TypeError(f"{op}: beta and gamma must have the input dtype {input.dtype}, got {beta.dtype} and {gamma.dtype}")
+        raise TypeError(f"{op}: beta and gamma must have the input dtype {input.dtype}, "
+                        f"got {beta.dtype} and {gamma.dtype}")
     if beta.device != input.device or gamma.device != input.device:
         raise ValueError(f"{op}: beta and gamma must be on the input device {input.device}")
     c = input.size(1)

@@ -11,17 +11,19 @@ from __future__ import annotations
 import torch
 from torch._prims_common import suggest_memory_format
 
-from lwdvc_kernels.ops import _extension  # noqa: F401  (defines torch.ops.lwdvc.*)
 from lwdvc_kernels.ops.fused_validation import check_gdn_args
 from lwdvc_kernels.ops.reference.gdn import gdn_reference
+from lwdvc_kernels.ops.registry import AUTO, REFERENCE, check_backend
 
-BACKENDS = ("auto", "reference", "triton")
 
-
-@torch.library.register_fake("lwdvc::gdn")
-def _gdn_fake(input, beta, gamma, inverse):
+def gdn_fake(input, beta, gamma, inverse):
     check_gdn_args(input, beta, gamma)
     return torch.empty_like(input, memory_format=suggest_memory_format(input))
+
+
+def gdn_kernel(input, beta, gamma, inverse):
+    check_gdn_args(input, beta, gamma)
+    return gdn_reference(input, beta, gamma, inverse)
 
 
 def gdn(input: torch.Tensor, beta: torch.Tensor, gamma: torch.Tensor, inverse: bool = False, *,
@@ -38,13 +40,12 @@ def gdn(input: torch.Tensor, beta: torch.Tensor, gamma: torch.Tensor, inverse: b
     Returns:
         [N, C, H, W] in the input's memory format.
     """
-    if backend == "auto":
+    check_backend("gdn", backend)
+    check_gdn_args(input, beta, gamma)
+    if backend == AUTO:
         return torch.ops.lwdvc.gdn(input, beta, gamma, bool(inverse))
-    if backend == "reference":
-        check_gdn_args(input, beta, gamma)
+    if backend == REFERENCE:
         return gdn_reference(input, beta, gamma, bool(inverse))
-    if backend == "triton":
-        from lwdvc_kernels.ops.triton.gdn import gdn_triton
+    from lwdvc_kernels.ops.triton.gdn import gdn_triton
 
-        return gdn_triton(input, beta, gamma, bool(inverse))
-    raise ValueError(f"gdn: unknown backend {backend!r}; expected one of {BACKENDS}")
+    return gdn_triton(input, beta, gamma, bool(inverse))

@@ -1,51 +1,97 @@
 """``masked_weight``: the fused mask-apply with the gradient-decay backward.
 
 Forward ``weight * mask`` with the 1-D mask broadcast along ``dim``; backward
-``grad * (mask + beta * (1 - mask))``; no gradient for the mask. ``beta = 1`` is the
-straight-through estimator, ``beta = 0`` plain masking, values in between decay the gradient of
-pruned weights.
+``grad * (mask + beta * (1 - mask))`` (``masked_weight_backward``, itself an op); no gradient
+for the mask. ``beta = 1`` is the straight-through estimator, ``beta = 0`` plain masking, values
+in between decay the gradient of pruned weights.
 
 Backends: ``"auto"`` (the dispatcher: C++ CPU / CUDA kernels with C++ autograd),
-``"reference"`` (plain PyTorch with a Python autograd Function: the oracle and the eager
-baseline) and ``"triton"`` (CUDA devices, or CPU under ``TRITON_INTERPRET=1``).
+``"reference"`` (plain PyTorch: the oracle and the eager baseline) and ``"triton"`` (CUDA
+devices, or CPU under ``TRITON_INTERPRET=1``). The Python autograd formula is written once
+(:func:`masked_weight_gradient`): the fallback registration without the extension and the
+``"reference"`` / ``"triton"`` Functions all use it.
 """
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 
-from lwdvc_kernels.ops import _extension  # noqa: F401  (defines torch.ops.lwdvc.*)
 from lwdvc_kernels.ops.reference.masked_weight import masked_weight_backward, masked_weight_forward
+from lwdvc_kernels.ops.registry import AUTO, check_backend
 from lwdvc_kernels.ops.validation import check_masked_weight_args
 
-BACKENDS = ("auto", "reference", "triton")
 
-
-@torch.library.register_fake("lwdvc::masked_weight")
-def _masked_weight_fake(weight, mask, beta, dim):
+def masked_weight_fake(weight, mask, beta, dim):
     check_masked_weight_args("masked_weight", "weight", weight, mask, beta, dim)
     return torch.empty_like(weight)
 
 
-@torch.library.register_fake("lwdvc::masked_weight_backward")
-def _masked_weight_backward_fake(grad, mask, beta, dim):
+def masked_weight_backward_fake(grad, mask, beta, dim):
     check_masked_weight_args("masked_weight_backward", "grad", grad, mask, beta, dim)
     return torch.empty_like(grad)
 
 
-class ReferenceMaskedWeight(torch.autograd.Function):
-    """Eager PyTorch: ``w * m.view(...)`` forward, gradient-decay backward."""
+def masked_weight_kernel(weight, mask, beta, dim):
+    d = check_masked_weight_args("masked_weight", "weight", weight, mask, beta, dim)
+    return masked_weight_forward(weight, mask, d)
 
-    @staticmethod
-    def forward(ctx, weight, mask, beta, dim):
-        d = check_masked_weight_args("masked_weight", "weight", weight, mask, beta, dim)
-        ctx.save_for_backward(mask)
-        ctx.beta, ctx.dim = beta, d
-        return masked_weight_forward(weight, mask, d)
 
-    @staticmethod
-    def backward(ctx, grad):
-        (mask,) = ctx.saved_tensors
-        return masked_weight_backward(grad, mask, ctx.beta, ctx.dim), None, None, None
+def masked_weight_backward_kernel(grad, mask, beta, dim):
+    d = check_masked_weight_args("masked_weight_backward", "grad", grad, mask, beta, dim)
+    return masked_weight_backward(grad, mask, beta, d)
+
+
+def masked_weight_setup_context(ctx, inputs, output) -> None:
+    """Saves what the backward needs: the mask [C], beta and dim."""
+    _, mask, beta, dim = inputs
+    ctx.save_for_backward(mask)
+    ctx.beta, ctx.dim = beta, dim
+
+
+def scaled_gradient(backward: Callable, ctx, grad: torch.Tensor) -> tuple:
+    """Gradients of (weight, mask, beta, dim): ``backward(grad, mask, beta, dim)`` for the weight
+    (the gradient-decay backward of a backend), nothing for the rest."""
+    (mask,) = ctx.saved_tensors
+    return backward(grad, mask, ctx.beta, ctx.dim), None, None, None
+
+
+def masked_weight_gradient(ctx, grad):
+    """Autograd of masked_weight and of masked_weight_backward (both scale channels, so both have
+    the gradient-decay backward), through the op so that it is differentiable again."""
+    return scaled_gradient(torch.ops.lwdvc.masked_weight_backward, ctx, grad)
+
+
+masked_weight_backward_setup_context = masked_weight_setup_context
+masked_weight_backward_gradient = masked_weight_gradient
+
+
+def scale_function(forward: Callable, backward: Callable) -> type[torch.autograd.Function]:
+    """The autograd Function of a Python backend: ``forward(weight, mask, dim)`` and the
+    gradient-decay ``backward(grad, mask, beta, dim)``, for validated arguments and wrapped dims."""
+
+    class MaskedWeightFunction(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, weight, mask, beta, dim):
+            masked_weight_setup_context(ctx, (weight, mask, beta, dim), None)
+            return forward(weight, mask, dim)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return scaled_gradient(backward, ctx, grad)
+
+    return MaskedWeightFunction
+
+
+@functools.cache
+def python_function(backend: str) -> type[torch.autograd.Function]:
+    """The autograd Function of the ``"reference"`` or ``"triton"`` backend."""
+    if backend == "triton":
+        from lwdvc_kernels.ops.triton.masked_weight import masked_weight_backward_triton, masked_weight_triton
+
+        return scale_function(masked_weight_triton, masked_weight_backward_triton)
+    return scale_function(masked_weight_forward, masked_weight_backward)
 
 
 def masked_weight(
@@ -68,23 +114,13 @@ def masked_weight(
 
     Returns:
         Tensor shaped like ``weight``: ``weight * mask`` broadcast along ``dim``.
-    """
-    beta = float(beta)
-    if backend == "auto":
-        return torch.ops.lwdvc.masked_weight(weight, mask, beta, dim)
-    return python_backend("masked_weight", backend).apply(weight, mask, beta, dim)
-
-
-def python_backend(op: str, backend: str) -> type[torch.autograd.Function]:
-    """The autograd Function of a Python backend (``"reference"`` or ``"triton"``) of masked_weight.
 
     Raises:
-        ValueError: for any other backend name, naming ``op``.
+        TypeError / ValueError / IndexError: naming the bad argument, alike on every backend.
     """
-    if backend == "reference":
-        return ReferenceMaskedWeight
-    if backend == "triton":
-        from lwdvc_kernels.ops.triton.masked_weight import TritonMaskedWeight
-
-        return TritonMaskedWeight
-    raise ValueError(f"{op}: unknown backend {backend!r}; expected one of {BACKENDS}")
+    check_backend("masked_weight", backend)
+    beta = float(beta)
+    d = check_masked_weight_args("masked_weight", "weight", weight, mask, beta, dim)
+    if backend == AUTO:
+        return torch.ops.lwdvc.masked_weight(weight, mask, beta, d)
+    return python_function(backend).apply(weight, mask, beta, d)

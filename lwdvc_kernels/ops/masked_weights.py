@@ -16,21 +16,55 @@ from collections.abc import Sequence
 
 import torch
 
-from lwdvc_kernels.ops import _extension  # noqa: F401  (defines torch.ops.lwdvc.*)
-from lwdvc_kernels.ops.masked_weight import python_backend
+from lwdvc_kernels.ops.masked_weight import python_function
+from lwdvc_kernels.ops.reference.masked_weight import masked_weight_backward, masked_weight_forward
+from lwdvc_kernels.ops.registry import AUTO, check_backend
 from lwdvc_kernels.ops.validation import check_masked_weights_args
 
 
-@torch.library.register_fake("lwdvc::masked_weights")
-def _masked_weights_fake(weights, masks, beta, dims):
+def masked_weights_fake(weights, masks, beta, dims):
     check_masked_weights_args("masked_weights", "weight", weights, masks, beta, dims)
     return [torch.empty_like(w) for w in weights]
 
 
-@torch.library.register_fake("lwdvc::masked_weights_backward")
-def _masked_weights_backward_fake(grads, masks, beta, dims):
+def masked_weights_backward_fake(grads, masks, beta, dims):
     check_masked_weights_args("masked_weights_backward", "grad", grads, masks, beta, dims)
     return [torch.empty_like(g) for g in grads]
+
+
+def masked_weights_kernel(weights, masks, beta, dims):
+    wrapped = check_masked_weights_args("masked_weights", "weight", weights, masks, beta, dims)
+    return [masked_weight_forward(w, m, d) for w, m, d in zip(weights, masks, wrapped)]
+
+
+def masked_weights_backward_kernel(grads, masks, beta, dims):
+    wrapped = check_masked_weights_args("masked_weights_backward", "grad", grads, masks, beta, dims)
+    return [masked_weight_backward(g, m, beta, d) for g, m, d in zip(grads, masks, wrapped)]
+
+
+def masked_weights_setup_context(ctx, inputs, output) -> None:
+    _, masks, beta, dims = inputs
+    ctx.save_for_backward(*masks)
+    ctx.beta, ctx.dims = beta, list(dims)
+    ctx.set_materialize_grads(False)
+
+
+def masked_weights_gradient(ctx, grads):
+    """One gradient per weight through one masked_weights_backward call; outputs unused in the
+    loss (grad None) are skipped."""
+    masks = ctx.saved_tensors
+    live = [k for k, grad in enumerate(grads) if grad is not None]
+    result = [None] * len(grads)
+    if live:
+        scaled = torch.ops.lwdvc.masked_weights_backward(
+            [grads[k] for k in live], [masks[k] for k in live], ctx.beta, [ctx.dims[k] for k in live])
+        for k, grad in zip(live, scaled):
+            result[k] = grad
+    return result, [None] * len(masks), None, None
+
+
+masked_weights_backward_setup_context = masked_weights_setup_context
+masked_weights_backward_gradient = masked_weights_gradient
 
 
 def masked_weights(
@@ -59,13 +93,12 @@ def masked_weights(
         ValueError / TypeError / IndexError: as :func:`masked_weight`, naming the index of the
             offending tensor; ValueError for an empty list or lists of different lengths.
     """
+    check_backend("masked_weights", backend)
     weights, masks = list(weights), list(masks)
     dims = [dims] * len(weights) if isinstance(dims, int) else list(dims)
     beta = float(beta)
-    if backend == "auto":
-        if not weights:  # the dispatcher needs a tensor to choose a kernel
-            check_masked_weights_args("masked_weights", "weight", weights, masks, beta, dims)
-        return torch.ops.lwdvc.masked_weights(weights, masks, beta, dims)
-    function = python_backend("masked_weights", backend)
     wrapped = check_masked_weights_args("masked_weights", "weight", weights, masks, beta, dims)
+    if backend == AUTO:
+        return torch.ops.lwdvc.masked_weights(weights, masks, beta, wrapped)
+    function = python_function(backend)
     return [function.apply(w, m, beta, d) for w, m, d in zip(weights, masks, wrapped)]

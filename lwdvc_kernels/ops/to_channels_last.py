@@ -1,6 +1,6 @@
 """``to_channels_last``: NCHW -> channels_last layout change fused with a dtype cast.
 
-The CPU strategy of :func:`lwdvc_kernels.optimize.optimize` converts every 4-D input of a
+The CPU strategy of :func:`lwdvc_kernels.optimization.optimize` converts every 4-D input of a
 module once; ATen's strided copy does that element by element, the C++ kernel tile by tile.
 Backends: ``"auto"`` (C++ CPU kernel; CUDA through ATen's copy) and ``"reference"``.
 """
@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import torch
 
-from lwdvc_kernels.ops import _extension  # noqa: F401  (defines torch.ops.lwdvc.*)
-from lwdvc_kernels.ops.reference.to_channels_last import to_channels_last_reference
 from lwdvc_kernels.ops.fused_validation import check_to_channels_last_args
+from lwdvc_kernels.ops.reference.to_channels_last import to_channels_last_reference
+from lwdvc_kernels.ops.registry import AUTO, check_backend
 
-BACKENDS = ("auto", "reference")
+
+def to_channels_last_kernel(input, dtype):
+    check_to_channels_last_args(input, dtype)
+    return to_channels_last_reference(input, dtype)
 
 
-@torch.library.register_fake("lwdvc::to_channels_last")
-def _to_channels_last_fake(input, dtype):
+def to_channels_last_fake(input, dtype):
     check_to_channels_last_args(input, dtype)
     return torch.empty(input.shape, dtype=dtype or input.dtype, device=input.device,
                        memory_format=torch.channels_last)
@@ -33,9 +35,8 @@ def to_channels_last(input: torch.Tensor, dtype: torch.dtype | None = None, *, b
     Returns:
         [N, C, H, W], channels_last-contiguous, always a new tensor.
     """
-    if backend == "auto":
+    check_backend("to_channels_last", backend)
+    check_to_channels_last_args(input, dtype)
+    if backend == AUTO:
         return torch.ops.lwdvc.to_channels_last(input, dtype)
-    if backend == "reference":
-        check_to_channels_last_args(input, dtype)
-        return to_channels_last_reference(input, dtype).clone(memory_format=torch.channels_last)
-    raise ValueError(f"to_channels_last: unknown backend {backend!r}; expected one of {BACKENDS}")
+    return to_channels_last_reference(input, dtype)

@@ -1,6 +1,9 @@
-"""Argument checks of the lwdvc ops for the Python backends (reference, Triton).
+"""Argument checks of the lwdvc ops (shared helpers, masked_weight(s), channel_norm).
 
-The messages match csrc/ops/common/checks.h, so every backend rejects bad input alike.
+The one place these ops' arguments are checked: the functional API runs them before dispatch,
+the fake kernels and the Python kernels too, so every backend rejects bad input alike with a
+TypeError / ValueError / IndexError naming the tensor, shape, dtype or device (the C++ kernels
+keep only the preconditions of csrc/ops/common/preconditions.h).
 """
 from __future__ import annotations
 

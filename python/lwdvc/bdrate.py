@@ -39,7 +39,8 @@ def _curve(rate: Sequence[float], quality: Sequence[float], label: str, method: 
     if r.size < need:
         raise ValueError(f"{label}: the {method!r} method needs at least {need} RD points, got {r.size}")
     if not (np.all(np.isfinite(r)) and np.all(np.isfinite(q))):
-        raise ValueError(f"{label}: rates and quality values must be finite, got rates={r.tolist()} quality={q.tolist()}")
+        raise ValueError(f"{label}: rates and quality values must be finite, "
+                         f"got rates={r.tolist()} quality={q.tolist()}")
     if np.any(r <= 0):
         raise ValueError(f"{label}: rates must be positive, got {r.tolist()}")
     return np.log10(r), q

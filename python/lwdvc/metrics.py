@@ -13,7 +13,8 @@ Conventions:
   filtering, K1 = 0.01, K2 = 0.03, five scales weighted (0.0448, 0.2856, 0.3001, 0.2363,
   0.1333), 2x2 average pooling between scales (an odd side gets one zero on each end, counted
   in the average, as in ``pytorch_msssim``, whose ``ms_ssim`` the DCVC / DCVC-HEM test scripts
-  call), negative terms clipped to 0; the RGB value is the mean of the per-channel values. Five scales need both sides > 160 pixels; smaller frames (>= 88)
+  call), negative terms clipped to 0; the RGB value is the mean of the per-channel values. Five scales need both
+  sides > 160 pixels; smaller frames (>= 88)
   can use the 4-scale weights :data:`MS_SSIM_WEIGHTS_4` that HM and the DCVC-DC scripts use.
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from lwdvc_kernels.compact import ChannelAnalysis
+from lwdvc_kernels.compaction import ChannelAnalysis
 
 
 def masks_for_reduction(analysis: ChannelAnalysis, reduction: float, seed: int) -> dict[str, torch.Tensor]:
@@ -13,7 +13,8 @@ def masks_for_reduction(analysis: ChannelAnalysis, reduction: float, seed: int) 
     candidates = []
     for g in analysis.prunable:
         free = (~g.fixed).nonzero().flatten()
-        keep_one = free[torch.randint(len(free), (1,), generator=gen)] if bool(g.fixed.all()) is False and int(g.fixed.sum()) == 0 else None
+        keep_one = (free[torch.randint(len(free), (1,), generator=gen)]
+                    if bool(g.fixed.all()) is False and int(g.fixed.sum()) == 0 else None)
         for unit in free.tolist():
             if keep_one is None or unit != int(keep_one):
                 candidates.append((g.name, unit))

@@ -6,7 +6,7 @@ import copy
 import pytest
 import torch
 
-from lwdvc_kernels.compact import channel_groups
+from lwdvc_kernels.compaction import channel_groups
 from lwdvc_kernels.masking import (
     BatchedMaskedWeights,
     attach_masks,

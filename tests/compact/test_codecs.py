@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lwdvc_kernels.compact import channel_groups, compact
+from lwdvc_kernels.compaction import channel_groups, compact
 from lwdvc_kernels.macs import count_macs
 
 from .helpers import masks_for_reduction

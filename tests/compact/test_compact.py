@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lwdvc_kernels
-from lwdvc_kernels.compact import CompactionMismatch, channel_groups, compact
-from lwdvc_kernels.compact.slicing import zero_pruned
+from lwdvc_kernels.compaction import CompactionMismatch, channel_groups, compact
+from lwdvc_kernels.compaction.slicing import zero_pruned
 from lwdvc_kernels.macs import count_macs
 
 from .helpers import masks_for_reduction
@@ -109,7 +109,7 @@ def test_verify_catches_a_wrong_compaction(monkeypatch):
     model, x = _build("hybrid")
     analysis = channel_groups(model, x)
     masks = masks_for_reduction(analysis, 0.5, seed=2)
-    from lwdvc_kernels.compact import compactor
+    from lwdvc_kernels.compaction import compactor
 
     original = compactor.zero_pruned
 

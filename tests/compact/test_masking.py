@@ -5,8 +5,8 @@ import copy
 
 import torch
 
-from lwdvc_kernels.compact import channel_groups
-from lwdvc_kernels.compact.slicing import zero_pruned
+from lwdvc_kernels.compaction import channel_groups
+from lwdvc_kernels.compaction.slicing import zero_pruned
 from lwdvc_kernels.masking import MaskedWeight, attach_masks, detach_masks, has_masks, masks_of, set_beta
 
 from .models import HybridDecoder, hybrid_inputs, randomize_

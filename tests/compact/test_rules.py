@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lwdvc_kernels.compact import UnsupportedOpError, channel_groups, compact
+from lwdvc_kernels.compaction import UnsupportedOpError, channel_groups, compact
 from lwdvc_kernels.macs import count_macs
 
 
@@ -36,7 +36,8 @@ def test_residual_stream_couples_blocks_and_outputs_are_fixed():
 
 
 def test_sigmoid_before_conv_fixes_but_relu_does_not():
-    for act, prunable in ((torch.sigmoid, False), (F.relu, True), (lambda t: t + 1.0, False), (lambda t: t * 3.0, True)):
+    for act, prunable in ((torch.sigmoid, False), (F.relu, True), (lambda t: t + 1.0, False),
+                          (lambda t: t * 3.0, True)):
         m = _Seq(lambda s, x, act=act: s.b(act(s.a(x))), a=nn.Conv2d(3, 6, 1), b=nn.Conv2d(6, 2, 1))
         assert _names(channel_groups(m, torch.randn(1, 3, 4, 4)))["a"].prunable is prunable
 
@@ -70,7 +71,8 @@ def test_batchnorm_with_affine_is_folded_as_producer():
 
 
 def test_batchnorm_without_affine_fixes_channels():
-    m = _Seq(lambda s, x: s.b(s.bn(s.a(x))), a=nn.Conv2d(3, 6, 1), bn=nn.BatchNorm2d(6, affine=False), b=nn.Conv2d(6, 2, 1)).eval()
+    m = _Seq(lambda s, x: s.b(s.bn(s.a(x))), a=nn.Conv2d(3, 6, 1), bn=nn.BatchNorm2d(6, affine=False),
+             b=nn.Conv2d(6, 2, 1)).eval()
     with torch.no_grad():
         m.bn.running_mean.uniform_(0.5, 1)
     assert not channel_groups(m, torch.randn(1, 3, 4, 4))["a"].prunable
@@ -93,7 +95,8 @@ def test_grouped_and_depthwise_convs():
     analysis = channel_groups(m, x)
     assert analysis["a"].size == 4  # input channel j of both conv groups coupled
     assert analysis["g"].size == 4  # and the depthwise layer (multiplier 2) passes them through
-    small, keep = compact(m, x, masks={"a": torch.tensor([True, False, True, True]), "g": torch.tensor([False, True, True, False])}, return_masks=True)
+    small, keep = compact(m, x, masks={"a": torch.tensor([True, False, True, True]),
+                                       "g": torch.tensor([False, True, True, False])}, return_masks=True)
     assert small.g.groups == 2 and small.g.in_channels == 6 and small.g.out_channels == 4
     assert small.dw.groups == 4 and small.dw.out_channels == 8
     assert count_macs(small, x) == analysis.macs(keep)

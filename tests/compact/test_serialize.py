@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from lwdvc_kernels.compact import channel_groups, compact
+from lwdvc_kernels.compaction import channel_groups, compact
 from lwdvc_kernels.serialize import load, save
 
 from .helpers import masks_for_reduction
@@ -34,7 +34,8 @@ def test_round_trip_through_dense_template(tmp_path, cls, inputs):
 
 
 def test_sequential_without_template(tmp_path):
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 12, 3, padding=1), nn.PixelShuffle(2), nn.Conv2d(3, 2, 1))
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 12, 3, padding=1), nn.PixelShuffle(2),
+                          nn.Conv2d(3, 2, 1))
     x = torch.randn(1, 3, 6, 6)
     analysis = channel_groups(model, x)
     small = compact(model, x, masks={g.name: torch.rand(g.size) > 0.4 for g in analysis.prunable})
@@ -60,7 +61,8 @@ def test_errors_are_clear(tmp_path):
         load(tmp_path / "absent.safetensors")
     from safetensors.torch import save_file
 
-    save_file({"w": torch.zeros(2)}, str(tmp_path / "plain.safetensors"), metadata={"lwdvc.layout": json.dumps({"format": "x"})})
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "plain.safetensors"),
+              metadata={"lwdvc.layout": json.dumps({"format": "x"})})
     with pytest.raises(ValueError, match="format"):
         load(tmp_path / "plain.safetensors", template=model)
 

@@ -39,7 +39,8 @@ def test_luma_weights_bt709_and_bt601():
     rgb[1, 0, 1] = 1.0  # pure green
     rgb[2, 0, 2] = 1.0  # pure blue
     torch.testing.assert_close(rgb_to_luma(rgb)[0, 0], torch.tensor([0.2126, 0.7152, 0.0722], dtype=torch.float64))
-    torch.testing.assert_close(rgb_to_luma(rgb, "bt601")[0, 0], torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64))
+    torch.testing.assert_close(rgb_to_luma(rgb, "bt601")[0, 0],
+                               torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64))
 
 
 def test_limited_range_black_and_white():

@@ -7,7 +7,13 @@ import torch
 from lwdvc.cli import main
 from lwdvc.data import PaddedSequence
 from lwdvc.eval import GopSettings
-from lwdvc.eval.classical import ClassicalCodec, ClassicalCodecError, classical_curve, code_sequence_classical, sei_bytes
+from lwdvc.eval.classical import (
+    ClassicalCodec,
+    ClassicalCodecError,
+    classical_curve,
+    code_sequence_classical,
+    sei_bytes,
+)
 from lwdvc.eval.report import evaluate_models, markdown_report, write_report
 from lwdvc.metrics import psnr
 from tests.eval.helpers import TensorSequence, moving_frames, tiny_codec, tiny_sequence

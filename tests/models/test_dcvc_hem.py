@@ -4,10 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.models.golden import (assert_close, fill_deterministic, load_reference, outputs_for,
-                    reference_meta_keys)
 from lwdvc.models import build
 from lwdvc.models.layers import flow_warp
+from tests.models.golden import assert_close, fill_deterministic, load_reference, outputs_for, reference_meta_keys
 
 REFERENCE = "dcvc_hem_reference.pt"
 P_CASES = reference_meta_keys(REFERENCE, exclude=("intra.",))

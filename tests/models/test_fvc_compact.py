@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-compact_module = pytest.importorskip("lwdvc_kernels.compact")
+compact_module = pytest.importorskip("lwdvc_kernels.compaction")
 
 from lwdvc.models import build  # noqa: E402
 

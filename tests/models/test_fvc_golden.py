@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.models.golden import assert_close, fill_deterministic, load_reference, outputs_for, reference_meta_keys
 from lwdvc.models import build
+from tests.models.golden import assert_close, fill_deterministic, load_reference, outputs_for, reference_meta_keys
 
 REFERENCE = "fvc_reference.pt"
 CASES = reference_meta_keys(REFERENCE)

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.fx
 
-from tests.models.golden import fill_deterministic, load_state_dict_spec
 from lwdvc.models import build, load_official
 from lwdvc.models.fvc import gaussian_bin_probability
 from lwdvc.models.zoo import StateDictMismatchError
+from tests.models.golden import fill_deterministic, load_state_dict_spec
 
 BPP_PARTS = ("bpp_mv_y", "bpp_mv_z", "bpp_y", "bpp_z")
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.models.golden import load_state_dict_spec
 from lwdvc.models import available, build
+from tests.models.golden import load_state_dict_spec
 
 SPECS = {"dcvc": "dcvc_state_dict.json", "dcvc_hem": "dcvc_hem_state_dict.json",
          "dcvc_hem_intra": "dcvc_hem_intra_state_dict.json"}

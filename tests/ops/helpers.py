@@ -30,6 +30,14 @@ def triton_usable() -> bool:
 
 needs_triton = pytest.mark.skipif(not triton_usable(), reason="triton needs a GPU or TRITON_INTERPRET=1")
 
+# What a direct torch.ops.lwdvc.* call raises for arguments its kernel cannot run on: the C++
+# preconditions raise RuntimeError, the Python kernels (no extension) the functional API's errors.
+DIRECT_OP_ERRORS = (RuntimeError, ValueError, TypeError, IndexError)
+# Bad arguments that would make a kernel read out of bounds (wrong lengths, dims, dtypes): a
+# direct op call rejects them too. The others (beta, empty tensors) only the functional API.
+UNSAFE_FOR_KERNELS = ("mask-length", "mask-2d", "mask-int", "dim-high", "dim-low", "dim", "int-weight",
+                      "scalar-weight", "masks-count", "dims-count", "mask-device", "weight-device")
+
 BACKENDS = [
     pytest.param("auto", id="dispatcher"),
     pytest.param("reference", id="reference"),

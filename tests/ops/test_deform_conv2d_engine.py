@@ -8,7 +8,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from lwdvc_kernels import ops
-from lwdvc_kernels.compact import channel_groups, compact
+from lwdvc_kernels.compaction import channel_groups, compact
 from lwdvc_kernels.macs import count_macs
 from lwdvc_kernels.nn import DeformConv2d
 
@@ -144,9 +144,9 @@ def test_count_macs_counts_the_op_like_torchvision():
 
 @needs_extension
 def test_optimize_runs_the_layer_in_bfloat16_channels_last():
-    from lwdvc_kernels.optimize import optimize
-    from lwdvc_kernels.optimize.cpu import Float32Island
-    from lwdvc_kernels.optimize.optimizer import DTYPE_TOLERANCE, relative_error
+    from lwdvc_kernels.optimization import optimize
+    from lwdvc_kernels.optimization.cpu import Float32Island
+    from lwdvc_kernels.optimization.optimizer import DTYPE_TOLERANCE, relative_error
 
     class Aligner(nn.Module):
         def __init__(self) -> None:

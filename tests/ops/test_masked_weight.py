@@ -11,8 +11,10 @@ from tests.ops.helpers import (
     TOLERANCE,
     needs_cuda,
     non_contiguous,
-    masked_weight_oracle as oracle,
     random_mask,
+)
+from tests.ops.helpers import (
+    masked_weight_oracle as oracle,
 )
 
 # (shape, dim): conv out channels, transposed-conv out channels, linear in features, 1-D, 5-D.

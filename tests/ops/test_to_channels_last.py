@@ -13,7 +13,8 @@ DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
 @pytest.mark.parametrize("backend", ["auto", "reference"])
 @pytest.mark.parametrize("src", DTYPES, ids=str)
 @pytest.mark.parametrize("dst", [None, torch.float32, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("shape", [(2, 19, 7, 13), (1, 64, 9, 16), (2, 37, 11, 29), (1, 11, 6, 21), (1, 1, 5, 5), (3, 5, 1, 1)])
+@pytest.mark.parametrize("shape", [(2, 19, 7, 13), (1, 64, 9, 16), (2, 37, 11, 29), (1, 11, 6, 21), (1, 1, 5, 5),
+                                   (3, 5, 1, 1)])
 def test_matches_reference(backend, src, dst, shape):
     x = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(src)
     got = ops.to_channels_last(x, dst, backend=backend)

@@ -81,7 +81,7 @@ def main(mode: str) -> dict:
     mallinfo2 = libc.mallinfo2
     accepted = True
     if mode == "keep":
-        from lwdvc_kernels.optimize import keep_freed_memory
+        from lwdvc_kernels.optimization import keep_freed_memory
         accepted = keep_freed_memory()
     before = _counters(mallinfo2)
     rounds = [_round(mallinfo2) for _ in range(ROUNDS)]

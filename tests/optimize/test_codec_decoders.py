@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from lwdvc.models import build
-from lwdvc_kernels.optimize import DTYPE_TOLERANCE, FusedConv2d, FusedGDN, optimize
-from lwdvc_kernels.optimize.verify import relative_error
+from lwdvc_kernels.optimization import DTYPE_TOLERANCE, FusedConv2d, FusedGDN, optimize
+from lwdvc_kernels.optimization.verify import relative_error
 
 
 def test_subpel_igdn_resblock_decoder_fast():

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lwdvc_kernels.nn import GDN, IGDN, MaskedConv2d
-from lwdvc_kernels.optimize import DTYPE_TOLERANCE, FusedConv2d, FusedGDN, OptimizationMismatch, optimize
-from lwdvc_kernels.optimize.verify import relative_error
+from lwdvc_kernels.optimization import DTYPE_TOLERANCE, FusedConv2d, FusedGDN, OptimizationMismatch, optimize
+from lwdvc_kernels.optimization.verify import relative_error
 
 
 class ResBlock(nn.Module):
@@ -139,7 +139,7 @@ def test_padding_modes_that_do_not_fuse_stay_plain():
 
 
 def test_mismatch_is_reported(monkeypatch):
-    import lwdvc_kernels.optimize.optimizer as optimizer
+    import lwdvc_kernels.optimization.optimizer as optimizer
 
     monkeypatch.setattr(optimizer, "relative_error", lambda *args: 1.0)
     with pytest.raises(OptimizationMismatch, match="relative error"):
@@ -166,7 +166,7 @@ def test_export_of_an_optimised_module():
 
 def test_layers_without_low_precision_kernels_stay_float32():
     from lwdvc_kernels.nn import DeformConv2d
-    from lwdvc_kernels.optimize.cpu import Float32Island
+    from lwdvc_kernels.optimization.cpu import Float32Island
 
     class Aligner(nn.Module):
         def __init__(self):

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lwdvc_kernels.optimize import optimize
-from lwdvc_kernels.optimize.subpixel import subpixel_conv, subpixel_slower_reason, subpixel_unsupported_reason
+from lwdvc_kernels.optimization import optimize
+from lwdvc_kernels.optimization.subpixel import subpixel_conv, subpixel_slower_reason, subpixel_unsupported_reason
 
 # (cin, cout, kernel, stride, padding, output_padding, bias)
 EXACT = [

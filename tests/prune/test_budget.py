@@ -6,9 +6,9 @@ import torch
 
 import lwdvc_kernels
 from lwdvc.models import build
-from lwdvc.prune import Pruner, PruneConfigError, finalize
-from lwdvc_kernels.compact import rounded_count
+from lwdvc.prune import PruneConfigError, Pruner, finalize
 from lwdvc.prune.finalize import module_macs
+from lwdvc_kernels.compaction import rounded_count
 from lwdvc_kernels.masking import has_masks
 
 from .training import finetune

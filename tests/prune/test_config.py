@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from lwdvc.prune import Pruner, PruneConfigError, SigmoidSchedule, beta_schedule, target_ramp
+from lwdvc.prune import PruneConfigError, Pruner, SigmoidSchedule, beta_schedule, target_ramp
 from lwdvc_kernels.masking import has_masks
 
 from .models import make_decoder

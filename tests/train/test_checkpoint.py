@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lwdvc.checkpoint import (FORMAT, VERSION, CheckpointError, load_checkpoint, rng_state,
-                              save_atomic, set_rng_state)
+from lwdvc.checkpoint import FORMAT, VERSION, CheckpointError, load_checkpoint, rng_state, save_atomic, set_rng_state
 
 
 def _payload(value: float) -> dict:

@@ -119,7 +119,8 @@ def test_resume_without_checkpoint(tmp_path):
 
 def test_two_process_data_parallel_run(tmp_path):
     config = tiny_config(steps=2, batch_size=2)
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--master_port", str(_free_port()),
                "-m", "lwdvc.cli", *_cli_args(config, tmp_path)]
     result = subprocess.run(command, env={**ENV, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
                             timeout=300)

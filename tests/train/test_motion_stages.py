@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from lwdvc.checkpoint import load_checkpoint
-from lwdvc.models.layers import flow_warp
 from lwdvc.models import VideoCodec
+from lwdvc.models.layers import flow_warp
 from lwdvc.train import train
 from lwdvc.train.loop import load_init_weights
 from lwdvc.train.objective import RDObjective

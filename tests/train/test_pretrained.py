@@ -6,9 +6,8 @@ import json
 import pytest
 import torch
 
-from lwdvc.models import available_pretrained, pretrained
+from lwdvc.models import VideoCodec, available_pretrained, pretrained
 from lwdvc.models.pretrained import WEIGHTS_DIR, load_weights, save_compacted, save_weights
-from lwdvc.models import VideoCodec
 
 
 def test_fp16_round_trip(tmp_path):

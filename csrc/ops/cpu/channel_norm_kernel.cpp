@@ -7,7 +7,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "../common/channel_norm_checks.h"
+#include "../common/channel_view.h"
+#include "../common/preconditions.h"
 
 namespace lwdvc {
 namespace {
@@ -36,7 +37,7 @@ void accumulate_channel_sumsq(const scalar_t* x, const ChannelView& v, double* s
 }
 
 at::Tensor channel_norm_cpu(at::TensorList weights, at::IntArrayRef dims) {
-  const auto wrapped = check_channel_norm_args(weights, dims);
+  const auto wrapped = require_coupled_channels("channel_norm", weights, dims);
   const int64_t channels = weights[0].size(wrapped[0]);
   auto sumsq = at::zeros({channels}, weights[0].options().dtype(at::kDouble));
   double* acc = sumsq.data_ptr<double>();

@@ -27,7 +27,8 @@
 #include <vector>
 
 #include "../common/conv2d_epilogue.h"
-#include "../common/fused_checks.h"
+#include "../common/preconditions.h"
+#include "cpu_capability.h"
 #include "isa/narrow_conv.h"
 #include "onednn_linear.h"
 
@@ -288,8 +289,8 @@ at::Tensor conv2d_narrow_cpu(const at::Tensor& input, const at::Tensor& weight, 
                              const std::optional<at::Tensor>& residual, at::IntArrayRef stride,
                              at::IntArrayRef padding, c10::string_view activation, double negative_slope) {
   const std::vector<int64_t> dilation{1, 1};
-  const auto s = check_conv2d_epilogue_args(input, weight, bias, residual, stride, padding, dilation, 1,
-                                            activation, 1);
+  const auto s = require_conv2d_epilogue("conv2d_narrow", input, weight, bias, residual, stride, padding, dilation,
+                                         1, 1);
   const Activation act = parse_activation("conv2d_narrow", activation);
   TORCH_CHECK(input.scalar_type() == at::kFloat, "conv2d_narrow: input must be float32, got ",
               input.scalar_type());
@@ -297,7 +298,7 @@ at::Tensor conv2d_narrow_cpu(const at::Tensor& input, const at::Tensor& weight, 
               " output channels, got ", s.out_channels);
   const auto rows_fn = narrow_conv_for_this_cpu();
   TORCH_CHECK(rows_fn != nullptr, "conv2d_narrow: needs a CPU with AVX-512 (ATen CPU capability here: ",
-              at::get_cpu_capability(), ")");
+              cpu_capability_name(), ")");
   return run_narrow_convolution(rows_fn, input, weight, bias, residual, stride, padding, act, negative_slope, s)
       .contiguous(input.suggest_memory_format());
 }
@@ -307,8 +308,8 @@ at::Tensor conv2d_epilogue_cpu(const at::Tensor& input, const at::Tensor& weight
                                at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
                                int64_t groups, c10::string_view activation, double negative_slope,
                                int64_t upscale) {
-  const auto s = check_conv2d_epilogue_args(input, weight, bias, residual, stride, padding, dilation, groups,
-                                            activation, upscale);
+  const auto s = require_conv2d_epilogue("conv2d_epilogue", input, weight, bias, residual, stride, padding,
+                                         dilation, groups, upscale);
   const Activation act = parse_activation("conv2d_epilogue", activation);
   const auto format = input.suggest_memory_format();
   const std::string act_name(activation);

@@ -21,18 +21,11 @@
 #include <string>
 #include <vector>
 
-#include "../common/deform_conv2d_checks.h"
+#include "../common/preconditions.h"
 #include "isa/deform_sample.h"
 #include "onednn_linear.h"
 
 namespace lwdvc {
-
-DeformSampleRowFn deform_sample_for_this_cpu() {
-  const std::string capability = at::get_cpu_capability();  // honours ATEN_CPU_CAPABILITY
-  if (capability.rfind("AVX512", 0) == 0) return &deform_sample_row_AVX512;
-  if (capability == "AVX2") return &deform_sample_row_AVX2;
-  return &deform_sample_row_DEFAULT;
-}
 
 namespace {
 
@@ -127,7 +120,7 @@ at::Tensor deform_conv2d_cpu(const at::Tensor& input, const at::Tensor& weight, 
                              const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
                              at::IntArrayRef dilation, int64_t groups, int64_t offset_groups,
                              at::OptionalIntArrayRef offset_group_sizes) {
-  const auto s = check_deform_conv2d_args(input, weight, offset, bias, stride, padding, dilation, groups,
+  const auto s = require_deform_conv2d(input, weight, offset, bias, stride, padding, dilation, groups,
                                           offset_groups, offset_group_sizes);
   TORCH_CHECK_TYPE(input.scalar_type() == at::kFloat || input.scalar_type() == at::kBFloat16,
                    "deform_conv2d: the CPU kernel supports float32 and bfloat16, got ", input.scalar_type());

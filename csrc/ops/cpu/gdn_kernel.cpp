@@ -5,7 +5,7 @@
 // multiplied by gamma four output rows at a time (a small register-blocked GEMM), and the
 // epilogue (sqrt, multiply or divide) writes the block back. The input and output are each
 // touched once; nothing of full size is allocated besides the output. The block loop is compiled twice, for AVX-512 and for
-// the baseline ISA, and chosen at run time.
+// the baseline ISA, and chosen at run time from the CPU capability (cpu_capability.h).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -15,8 +15,9 @@
 #include <algorithm>
 #include <vector>
 
-#include "../common/fused_checks.h"
+#include "../common/preconditions.h"
 #include "../common/gdn.h"
+#include "cpu_capability.h"
 
 namespace lwdvc {
 namespace {
@@ -91,14 +92,8 @@ void gdn_blocks_default(const scalar_t* x, scalar_t* out, const acc_t* beta, con
   gdn_blocks_impl<scalar_t, acc_t>(x, out, beta, gamma, p, begin, end);
 }
 
-bool cpu_has_avx512() {
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  return has;
-}
-
 at::Tensor gdn_cpu(const at::Tensor& input, const at::Tensor& beta, const at::Tensor& gamma, bool inverse) {
-  check_gdn_args(input, beta, gamma);
+  require_gdn(input, beta, gamma);
   const auto format = input.suggest_memory_format();
   const auto x = input.contiguous(format);
   auto out = at::empty_like(x, format);

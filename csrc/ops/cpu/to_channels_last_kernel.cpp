@@ -18,7 +18,8 @@
 #include <immintrin.h>
 #endif
 
-#include "../common/to_channels_last_checks.h"
+#include "../common/preconditions.h"
+#include "cpu_capability.h"
 
 namespace lwdvc {
 namespace {
@@ -154,7 +155,7 @@ TransposeFn<in_t, out_t> transpose_for(bool avx512, int64_t channels) {
 }
 
 at::Tensor to_channels_last_cpu(const at::Tensor& input, std::optional<at::ScalarType> dtype) {
-  const auto out_type = check_to_channels_last_args(input, dtype);
+  const auto out_type = require_to_channels_last(input, dtype);
   const bool float64 = input.scalar_type() == at::kDouble || out_type == at::kDouble;
   // float64 would lose bits in the float tile; below 8 channels ATen's own channels-last copy is
   // faster (3 channels: 0.05 against 0.48 ms at 256x448).
@@ -164,8 +165,7 @@ at::Tensor to_channels_last_cpu(const at::Tensor& input, std::optional<at::Scala
   auto out = at::empty(input.sizes(), input.options().dtype(out_type).memory_format(at::MemoryFormat::ChannelsLast));
   const int64_t channels = input.size(1), pixels = input.size(2) * input.size(3);
   const int64_t tiles = input.size(0) * ((pixels + kPixels - 1) / kPixels);
-  static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  const bool avx512 = cpu_has_avx512();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "lwdvc_to_channels_last_in", [&] {
     using in_t = scalar_t;
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out_type, "lwdvc_to_channels_last_out", [&] {

@@ -6,7 +6,8 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include "../common/channel_norm_checks.h"
+#include "../common/channel_view.h"
+#include "../common/preconditions.h"
 
 namespace lwdvc {
 namespace {
@@ -36,7 +37,7 @@ __global__ void channel_sumsq_kernel(const scalar_t* __restrict__ x, float* __re
 }
 
 at::Tensor channel_norm_cuda(at::TensorList weights, at::IntArrayRef dims) {
-  const auto wrapped = check_channel_norm_args(weights, dims);
+  const auto wrapped = require_coupled_channels("channel_norm", weights, dims);
   const c10::cuda::CUDAGuard guard(weights[0].device());
   const int64_t channels = weights[0].size(wrapped[0]);
   auto sumsq = at::zeros({channels}, weights[0].options().dtype(at::kFloat));

@@ -15,7 +15,7 @@
 #include <torch/library.h>
 
 #include "../common/conv2d_epilogue.h"
-#include "../common/fused_checks.h"
+#include "../common/preconditions.h"
 
 namespace lwdvc {
 namespace {
@@ -112,8 +112,8 @@ at::Tensor conv2d_epilogue_cuda(const at::Tensor& input, const at::Tensor& weigh
                                 at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
                                 int64_t groups, c10::string_view activation, double negative_slope,
                                 int64_t upscale) {
-  const auto s = check_conv2d_epilogue_args(input, weight, bias, residual, stride, padding, dilation, groups,
-                                            activation, upscale);
+  const auto s = require_conv2d_epilogue("conv2d_epilogue", input, weight, bias, residual, stride, padding,
+                                         dilation, groups, upscale);
   const c10::cuda::CUDAGuard guard(input.device());
   const auto format = input.suggest_memory_format();
   const auto x = input.contiguous();

@@ -10,7 +10,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
-#include "../common/fused_checks.h"
+#include "../common/preconditions.h"
 #include "../common/gdn.h"
 
 namespace lwdvc {
@@ -40,7 +40,7 @@ __global__ void gdn_kernel(const scalar_t* __restrict__ x, scalar_t* __restrict_
 }
 
 at::Tensor gdn_cuda(const at::Tensor& input, const at::Tensor& beta, const at::Tensor& gamma, bool inverse) {
-  check_gdn_args(input, beta, gamma);
+  require_gdn(input, beta, gamma);
   const c10::cuda::CUDAGuard guard(input.device());
   const auto format = input.suggest_memory_format();
   const auto x = input.contiguous();

@@ -5,13 +5,13 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include "../common/to_channels_last_checks.h"
+#include "../common/preconditions.h"
 
 namespace lwdvc {
 namespace {
 
 at::Tensor to_channels_last_cuda(const at::Tensor& input, std::optional<at::ScalarType> dtype) {
-  const auto out_type = check_to_channels_last_args(input, dtype);
+  const auto out_type = require_to_channels_last(input, dtype);
   const c10::cuda::CUDAGuard guard(input.device());
   auto out = at::empty(input.sizes(), input.options().dtype(out_type).memory_format(at::MemoryFormat::ChannelsLast));
   out.copy_(input);

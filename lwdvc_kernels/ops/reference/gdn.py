@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
 from torch._prims_common import suggest_memory_format
 
 

@@ -13,9 +13,9 @@ import os
 import torch
 import triton
 import triton.language as tl
-
-from lwdvc_kernels.ops.fused_validation import ACTIVATIONS, check_conv2d_epilogue_args
 from torch._prims_common import suggest_memory_format
+
+from lwdvc_kernels.ops.fused_validation import ACTIVATIONS
 
 BLOCK_M, BLOCK_N, BLOCK_K = 32, 16, 16
 
@@ -80,10 +80,9 @@ def _dot_in_float32(dtype: torch.dtype) -> bool:
 
 
 def conv2d_epilogue_triton(input, weight, bias, residual, stride, padding, dilation, groups, activation,
-                           negative_slope, upscale) -> torch.Tensor:
-    """Same contract as :func:`lwdvc_kernels.ops.conv2d_epilogue` (float16, bfloat16, float32)."""
-    shape = check_conv2d_epilogue_args(input, weight, bias, residual, stride, padding, dilation, groups,
-                                       activation, upscale)
+                           negative_slope, upscale, shape) -> torch.Tensor:
+    """Same contract as :func:`lwdvc_kernels.ops.conv2d_epilogue` (float16, bfloat16, float32), for
+    validated arguments whose output shape (N, C, H, W) after the shuffle is ``shape``."""
     if input.dtype == torch.float64:
         raise TypeError("conv2d_epilogue: the triton backend supports float16, bfloat16 and float32, got torch.float64")
     x, w = input.contiguous(), weight.contiguous()

@@ -9,8 +9,6 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-
-from lwdvc_kernels.ops.fused_validation import check_gdn_args
 from torch._prims_common import suggest_memory_format
 
 BLOCK_P = 16
@@ -42,8 +40,8 @@ def _gdn_kernel(x_ptr, beta_ptr, gamma_ptr, out_ptr, channels, pixels, INVERSE: 
 
 
 def gdn_triton(input: torch.Tensor, beta: torch.Tensor, gamma: torch.Tensor, inverse: bool) -> torch.Tensor:
-    """Same contract as :func:`lwdvc_kernels.ops.gdn` (float16, bfloat16, float32)."""
-    check_gdn_args(input, beta, gamma)
+    """Same contract as :func:`lwdvc_kernels.ops.gdn` (float16, bfloat16, float32), for validated
+    arguments."""
     if input.dtype == torch.float64:
         raise TypeError("gdn: the triton backend supports float16, bfloat16 and float32, got torch.float64")
     x = input.contiguous()

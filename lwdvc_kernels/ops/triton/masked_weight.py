@@ -8,7 +8,7 @@ import torch
 import triton
 import triton.language as tl
 
-from lwdvc_kernels.ops.validation import check_masked_weight_args
+from lwdvc_kernels.ops.reference.masked_weight import gradient_decay_scale
 
 BLOCK = 1024
 
@@ -37,20 +37,11 @@ def scale_channels_triton(x: torch.Tensor, factor: torch.Tensor, dim: int) -> to
     return out
 
 
-class TritonMaskedWeight(torch.autograd.Function):
-    """masked_weight through Triton kernels, gradient-decay backward."""
+def masked_weight_triton(weight: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
+    """``weight * mask`` broadcast along ``dim`` (validated arguments, wrapped dim)."""
+    return scale_channels_triton(weight, mask.to(torch.float32), dim)
 
-    @staticmethod
-    def forward(ctx, weight, mask, beta, dim):
-        d = check_masked_weight_args("masked_weight", "weight", weight, mask, beta, dim)
-        ctx.save_for_backward(mask)
-        ctx.beta, ctx.dim = beta, d
-        return scale_channels_triton(weight, mask.to(torch.float32), d)
 
-    @staticmethod
-    def backward(ctx, grad):
-        (mask,) = ctx.saved_tensors
-        check_masked_weight_args("masked_weight_backward", "grad", grad, mask, ctx.beta, ctx.dim)
-        m = mask.to(torch.float32)
-        scale = m + ctx.beta * (1.0 - m)
-        return scale_channels_triton(grad, scale, ctx.dim), None, None, None
+def masked_weight_backward_triton(grad: torch.Tensor, mask: torch.Tensor, beta: float, dim: int) -> torch.Tensor:
+    """The gradient-decay backward ``grad * gradient_decay_scale(mask, beta)`` along ``dim``."""
+    return scale_channels_triton(grad, gradient_decay_scale(mask, beta), dim)

@@ -11,8 +11,14 @@ import json
 import os
 import time
 
-from lwdvc.commands.common import DEFAULT_MODEL, add_gop_options, add_sequence_options, gop_settings, load_codec, \
-    test_sequences
+from lwdvc.commands.common import (
+    DEFAULT_MODEL,
+    add_gop_options,
+    add_sequence_options,
+    gop_settings,
+    load_codec,
+    test_sequences,
+)
 from lwdvc.commands.prune import add_prune_options, prune_config
 
 HELP = "ablation of gradient modes and distillation (STE, GD, STE+ALD, GD+ALD) at one MAC budget"

@@ -12,11 +12,20 @@ import json
 import os
 import time
 
-from lwdvc.commands.common import (DEFAULT_MODEL, add_classical_options, add_gop_options, add_sequence_options,
-                                   classical_codecs, gop_settings, load_codec, test_sequences)
+from lwdvc.commands.common import (
+    DEFAULT_MODEL,
+    add_classical_options,
+    add_gop_options,
+    add_sequence_options,
+    classical_codecs,
+    gop_settings,
+    load_codec,
+    test_sequences,
+)
 from lwdvc.commands.prune import add_prune_options, prune_config
 
-HELP = "prune the shipped teacher to a 65 percent decoder-MAC reduction, compact it and compare RD (about 10 minutes on 2 cores)"
+HELP = ("prune the shipped teacher to a 65 percent decoder-MAC reduction, compact it and compare RD "
+        "(about 10 minutes on 2 cores)")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

@@ -3,8 +3,16 @@ from __future__ import annotations
 
 import argparse
 
-from lwdvc.commands.common import (DEFAULT_MODEL, add_classical_options, add_gop_options, add_sequence_options,
-                                   classical_codecs, gop_settings, load_codec, test_sequences)
+from lwdvc.commands.common import (
+    DEFAULT_MODEL,
+    add_classical_options,
+    add_gop_options,
+    add_sequence_options,
+    classical_codecs,
+    gop_settings,
+    load_codec,
+    test_sequences,
+)
 from lwdvc.errors import BadArgumentError
 
 HELP = "evaluate codecs: bpp, PSNR (RGB, Y), MS-SSIM per rate point, BD metrics, decoder MACs and latency"

@@ -20,12 +20,14 @@ def add_prune_options(parser: argparse.ArgumentParser, steps: int = 300, crop: i
     parser.add_argument("--batch-size", type=int, default=4, help="batch size (default 4)")
     parser.add_argument("--train-max-side", type=int, default=320, help="downscale training clips (default 320)")
     parser.add_argument("--train-max-frames", type=int, default=60, help="frames per training clip (default 60)")
-    parser.add_argument("--data", nargs="+", default=[], metavar="VIDEO", help="training videos (default: embedded clips)")
+    parser.add_argument("--data", nargs="+", default=[], metavar="VIDEO",
+                        help="training videos (default: embedded clips)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--train-p-frames", type=int, default=2,
                         help="P-frames per training GOP, each coded from the previous decoded one (>= 2, default 2)")
-    parser.add_argument("--round-to", type=int, default=1, help="every pruned group keeps a multiple of this many channels "
+    parser.add_argument("--round-to", type=int, default=1,
+                        help="every pruned group keeps a multiple of this many channels "
                              "(within the MAC target; 8 or 16 suit CPU SIMD widths)")
     parser.add_argument("--keep-dense", nargs="+", default=[], metavar="MODULE",
                         help="P-frame decoder modules never pruned (their MACs still count in the target's dense "

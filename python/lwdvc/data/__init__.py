@@ -3,9 +3,10 @@ padded test sequences and the embedded default clips.
 
 Every reader yields float32 RGB frames [3, H, W] in [0, 1].
 """
+from .clips import Clip, clip_data_dir, default_clips, default_sequences
 from .color import rgb_to_luma, rgb_to_ycbcr, rgb_to_yuv420, ycbcr_to_rgb, yuv420_to_rgb
 from .datasets import CropGroupDataset, PaddedSequence
-from .clips import Clip, clip_data_dir, default_clips, default_sequences
+from .open import open_sequence
 from .png_folder import PNGFolderSequence, list_png_frames, read_png
 from .sequence import FrameSequence
 from .transforms import (
@@ -21,7 +22,6 @@ from .transforms import (
 from .video_file import VideoFileSequence, iter_video_frames, probe_video
 from .vimeo import Vimeo90kSeptuplets, read_septuplet_list
 from .yuv import YUV420Sequence, size_from_filename, yuv420_frame_bytes
-from .open import open_sequence
 
 __all__ = [
     "Clip", "CropGroupDataset", "FrameSequence", "PAD_MULTIPLE", "PNGFolderSequence", "PaddedSequence",

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lwdvc.errors import BadArgumentError, InputFileError
+
 from .sequence import FrameSequence
 from .transforms import PAD_MULTIPLE, crop_to_size, pad_to_multiple, random_crop_flip, to_float
 

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from lwdvc.errors import InputFileError
+
 from .sequence import FrameSequence
 
 _NUMBER = re.compile(r"(\d+)")

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from lwdvc.errors import BadArgumentError, InputFileError
+
 from .sequence import FrameSequence
 from .transforms import resize_frames, scaled_size
 

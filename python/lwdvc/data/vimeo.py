@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lwdvc.errors import BadArgumentError, InputFileError
+
 from .png_folder import read_png
 from .transforms import center_crop, random_crop_flip, to_float
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from lwdvc.errors import BadArgumentError, InputFileError
+
 from .color import yuv420_to_rgb
 from .sequence import FrameSequence
 

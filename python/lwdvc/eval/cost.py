@@ -8,9 +8,8 @@ import time
 import torch
 from torch import nn
 
-from lwdvc_kernels import count_macs
-
 from lwdvc.errors import BadArgumentError
+from lwdvc_kernels import count_macs
 
 __all__ = ["decoder_cost", "decoder_macs_live", "decoder_latency", "count_parameters"]
 

@@ -40,7 +40,7 @@ def optimize_codec(codec, dtype: torch.dtype = torch.float32, example_size: tupl
 
     Raises:
         TypeError: ``codec.inter`` has no decoder_modules()/decoder_example_inputs().
-        lwdvc_kernels.optimize.OptimizationMismatch: an optimised module differs from its source
+        lwdvc_kernels.optimization.OptimizationMismatch: an optimised module differs from its source
             beyond the dtype's tolerance.
     """
     inter = getattr(codec, "inter", None)

@@ -132,7 +132,8 @@ def markdown_report(report: dict, title: str = "Rate-distortion evaluation") -> 
     m = report["machine"]
     lines = [f"# {title}", "",
              f"Sequences: {seqs}. GOP {s['gop']}, I-frame then P-frames from the decoded reference. "
-             f"Rate: {s['rate_measure']}. Machine: {m['cores']} cores {m.get('cpu', m['machine'])}, torch {m['torch']}.", "",
+             f"Rate: {s['rate_measure']}. Machine: {m['cores']} cores {m.get('cpu', m['machine'])}, "
+             f"torch {m['torch']}.", "",
              "## Rate-distortion", "",
              "| model | rate point | bpp | PSNR RGB (dB) | PSNR Y (dB) | MS-SSIM |", "|---|---|---|---|---|---|"]
     for label, entry in report["models"].items():
@@ -155,7 +156,8 @@ def markdown_report(report: dict, title: str = "Rate-distortion evaluation") -> 
         d = entry["decoder"]
         latency = d["latency"]["median_ms"] if d.get("latency") else None
         reduction = d.get("mac_reduction")
-        lines.append(f"| {label} | {d['macs'] / 1e9:.3f} | {_fmt(None if reduction is None else 100 * reduction, '.1f')}"
+        lines.append(f"| {label} | {d['macs'] / 1e9:.3f} | "
+                     f"{_fmt(None if reduction is None else 100 * reduction, '.1f')}"
                      f"{'%' if reduction is not None else ''} | {d['parameters']:,} | {_fmt(latency, '.1f')} | "
                      f"{_fmt(d.get('speedup'), '.2f')} |")
     if report["bd"]:
@@ -228,14 +230,16 @@ def write_report(report: dict, out_dir: str | os.PathLike, name: str = "report",
     """
     os.makedirs(out_dir, exist_ok=True)
     paths = {"json": os.path.join(out_dir, f"{name}.json"), "markdown": os.path.join(out_dir, f"{name}.md"),
-             "plot": os.path.join(out_dir, f"{name}_rd.png"), "frames_plot": os.path.join(out_dir, f"{name}_frames.png")}
+             "plot": os.path.join(out_dir, f"{name}_rd.png"),
+             "frames_plot": os.path.join(out_dir, f"{name}_frames.png")}
     with open(paths["json"], "w") as file:
         json.dump(report, file, indent=1)
     with open(paths["markdown"], "w") as file:
         file.write(markdown_report(report, title))
     entries = list(report["models"].items()) + list(report.get("classical", {}).items())
     curves = {label: curve_arrays(entry["rd"]) for label, entry in entries}
-    curves.update({f"{label} all-intra": curve_arrays(entry["rd"]) for label, entry in report.get("all_intra", {}).items()})
+    curves.update({f"{label} all-intra": curve_arrays(entry["rd"])
+                   for label, entry in report.get("all_intra", {}).items()})
     notes = {label: f"BD-PSNR {bd['bd_psnr']:+.2f} dB" for label, bd in report["bd"].items()
              if bd.get("bd_psnr") is not None}
     plot_rd_curves(curves, paths["plot"], title=title, annotations=notes)

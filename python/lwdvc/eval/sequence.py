@@ -1,7 +1,7 @@
 """Code a test sequence with a codec: I-frame every GOP, P-frames from the decoded reference."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 

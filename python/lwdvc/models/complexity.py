@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from lwdvc_kernels import count_macs
 from lwdvc.models.layers import FlowWarp
 from lwdvc.models.zoo import build
+from lwdvc_kernels import count_macs
 
 __all__ = ["decoder_macs", "frame_total"]
 

@@ -12,17 +12,28 @@ lost; to reproduce the published DCVC numbers, crop the input first.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from lwdvc_kernels.nn import GDN, MaskedConv2d
-from lwdvc.models.entropy import (BitEstimator, QUANT_MODES, factorized_likelihood,
-                                  laplace_likelihood, likelihood_to_bits, quantize)
-from lwdvc.models.frames import check_frame, check_frame_size, check_latent, \
-    check_padded_frame, crop_frame, example_tensors, pad_frame
-from lwdvc.models.layers import LeakyResBlock, PreActResBlock, SpyNet, flow_warp, scale_channels, \
-    subpel_conv3x3
+from lwdvc.models.entropy import (
+    QUANT_MODES,
+    BitEstimator,
+    factorized_likelihood,
+    laplace_likelihood,
+    likelihood_to_bits,
+    quantize,
+)
+from lwdvc.models.frames import (
+    check_frame,
+    check_frame_size,
+    check_latent,
+    check_padded_frame,
+    crop_frame,
+    example_tensors,
+    pad_frame,
+)
+from lwdvc.models.layers import LeakyResBlock, PreActResBlock, SpyNet, flow_warp, scale_channels, subpel_conv3x3
 from lwdvc.models.zoo import register
+from lwdvc_kernels.nn import GDN, MaskedConv2d
 
 __all__ = ["DCVC"]
 

@@ -12,17 +12,39 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from lwdvc_kernels.nn import lower_bound
-from lwdvc.models.entropy import (BitEstimator, QUANT_MODES, dual_prior_decode, dual_prior_forward,
-                                  factorized_likelihood, laplace_likelihood, likelihood_to_bits,
-                                  quantize)
-from lwdvc.models.frames import (check_frame, check_frame_size, check_latent, check_padded_frame,
-                                 crop_frame, example_tensors, pad_frame)
-from lwdvc.models.hem_blocks import (ContextualDecoder, ContextualEncoder, FeatureExtractor,
-                                     MultiScaleContextFusion, ReconGeneration, enc_dec_models,
-                                     hyper_decoder, hyper_enc_dec_models, three_conv_net)
+from lwdvc.models.entropy import (
+    QUANT_MODES,
+    BitEstimator,
+    dual_prior_decode,
+    dual_prior_forward,
+    factorized_likelihood,
+    laplace_likelihood,
+    likelihood_to_bits,
+    quantize,
+)
+from lwdvc.models.frames import (
+    check_frame,
+    check_frame_size,
+    check_latent,
+    check_padded_frame,
+    crop_frame,
+    example_tensors,
+    pad_frame,
+)
+from lwdvc.models.hem_blocks import (
+    ContextualDecoder,
+    ContextualEncoder,
+    FeatureExtractor,
+    MultiScaleContextFusion,
+    ReconGeneration,
+    enc_dec_models,
+    hyper_decoder,
+    hyper_enc_dec_models,
+    three_conv_net,
+)
 from lwdvc.models.layers import SpyNet, bilinear_downscale, flow_warp, scale_channels
 from lwdvc.models.zoo import register
+from lwdvc_kernels.nn import lower_bound
 
 __all__ = ["DCVCHEM", "q_scale_value"]
 

@@ -10,16 +10,30 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from lwdvc_kernels.nn import lower_bound
 from lwdvc.models.dcvc_hem import q_scale_value, symbol_source
-from lwdvc.models.entropy import (BitEstimator, QUANT_MODES, dual_prior_decode, dual_prior_forward,
-                                  factorized_likelihood, gaussian_likelihood, likelihood_to_bits,
-                                  quantize)
-from lwdvc.models.frames import (PAD_MULTIPLE, check_frame, check_frame_size, check_latent,
-                                 crop_frame, example_tensors, pad_frame)
+from lwdvc.models.entropy import (
+    QUANT_MODES,
+    BitEstimator,
+    dual_prior_decode,
+    dual_prior_forward,
+    factorized_likelihood,
+    gaussian_likelihood,
+    likelihood_to_bits,
+    quantize,
+)
+from lwdvc.models.frames import (
+    PAD_MULTIPLE,
+    check_frame,
+    check_frame_size,
+    check_latent,
+    crop_frame,
+    example_tensors,
+    pad_frame,
+)
 from lwdvc.models.hem_blocks import UNet, enc_dec_models, hyper_enc_dec_models, three_conv_net
 from lwdvc.models.layers import conv3x3, scale_channels
 from lwdvc.models.zoo import register
+from lwdvc_kernels.nn import lower_bound
 
 __all__ = ["DCVCHEMIntra"]
 

@@ -19,11 +19,26 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lwdvc.models.entropy import BitEstimator, QUANT_MODES, factorized_likelihood, likelihood_to_bits, quantize
-from lwdvc.models.frames import check_frame, check_frame_size, check_latent, check_padded_frame, crop_frame, \
-    example_tensors, pad_frame
-from lwdvc.models.fvc_layers import DeformableAligner, FeatureDecoder, FeatureEncoder, HyperDecoder, \
-    HyperEncoder, LatentDecoder, LatentEncoder, ParameterNet
+from lwdvc.models.entropy import QUANT_MODES, BitEstimator, factorized_likelihood, likelihood_to_bits, quantize
+from lwdvc.models.frames import (
+    check_frame,
+    check_frame_size,
+    check_latent,
+    check_padded_frame,
+    crop_frame,
+    example_tensors,
+    pad_frame,
+)
+from lwdvc.models.fvc_layers import (
+    DeformableAligner,
+    FeatureDecoder,
+    FeatureEncoder,
+    HyperDecoder,
+    HyperEncoder,
+    LatentDecoder,
+    LatentEncoder,
+    ParameterNet,
+)
 from lwdvc.models.layers import scale_channels
 from lwdvc.models.zoo import register
 

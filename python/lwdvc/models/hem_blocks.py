@@ -7,8 +7,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lwdvc.models.layers import ResBlock, ResidualBlock, ResidualBlockUpsample, \
-    ResidualBlockWithStride, conv3x3, subpel_conv1x1, subpel_conv3x3
+from lwdvc.models.layers import (
+    ResBlock,
+    ResidualBlock,
+    ResidualBlockUpsample,
+    ResidualBlockWithStride,
+    conv3x3,
+    subpel_conv1x1,
+    subpel_conv3x3,
+)
 
 __all__ = ["SELayer", "ConvBlockResidual", "UNet", "FeatureExtractor", "MultiScaleContextFusion",
            "ContextualEncoder", "ContextualDecoder", "ReconGeneration", "enc_dec_models",

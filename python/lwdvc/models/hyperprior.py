@@ -12,13 +12,17 @@ import re
 import torch
 from torch import nn
 
-from lwdvc_kernels.nn import GDN
-from lwdvc.models.entropy import (EntropyBottleneck, QUANT_MODES, gaussian_conditional_likelihood,
-                                  likelihood_to_bits, quantize)
-from lwdvc.models.frames import check_frame, check_frame_size, check_latent, crop_frame, \
-    example_tensors, pad_frame
+from lwdvc.models.entropy import (
+    QUANT_MODES,
+    EntropyBottleneck,
+    gaussian_conditional_likelihood,
+    likelihood_to_bits,
+    quantize,
+)
+from lwdvc.models.frames import check_frame, check_frame_size, check_latent, crop_frame, example_tensors, pad_frame
 from lwdvc.models.layers import scale_channels
 from lwdvc.models.zoo import register
+from lwdvc_kernels.nn import GDN
 
 __all__ = ["ScaleHyperprior", "QUALITY_CHANNELS"]
 

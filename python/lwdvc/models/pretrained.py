@@ -93,8 +93,8 @@ def load_weights(json_path: str | os.PathLike):
     """
     from safetensors.torch import load_file
 
-    from lwdvc.models.zoo import load_state_dict_checked
     from lwdvc.models.video_codec import VideoCodec
+    from lwdvc.models.zoo import load_state_dict_checked
 
     json_path = Path(json_path)
     if not json_path.is_file():

@@ -73,7 +73,7 @@ def check_codec_config(config: dict[str, Any]) -> dict[str, Any]:
 Q_SCALE_RANGE = (1.5, 0.5)
 
 
-def spread_q_scales(codec: "VideoCodec", anchors: int) -> None:
+def spread_q_scales(codec: VideoCodec, anchors: int) -> None:
     """Start the rate points apart: q-scales geometric from 1.5 (rate 0) down to 0.5 (last rate).
 
     The model constructors set every anchor to 1, so all rate points would start identical and
@@ -119,7 +119,7 @@ class VideoCodec(nn.Module):
         return self.config["anchors"]
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "VideoCodec":
+    def from_config(cls, config: dict[str, Any]) -> VideoCodec:
         """Build from a dict written by :attr:`config`."""
         config = check_codec_config(config)
         return cls(config["family"], config["width"], config["intra_width"], config["anchors"])

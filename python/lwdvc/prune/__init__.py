@@ -12,8 +12,8 @@ from lwdvc.prune.finalize import finalize
 from lwdvc.prune.logging import CsvLogger, JsonlLogger, MetricsLogger, MultiLogger, read_metrics
 from lwdvc.prune.plots import plot_run_comparison, plot_training_curves
 from lwdvc.prune.pruner import MODES, Pruner
-from lwdvc.schedules import SigmoidSchedule, beta_schedule, lambda3_schedule, target_ramp
 from lwdvc.prune.scope import PruneConfigError
+from lwdvc.schedules import SigmoidSchedule, beta_schedule, lambda3_schedule, target_ramp
 
 __all__ = [
     "Pruner", "MODES", "finalize", "PruneConfigError", "SigmoidSchedule", "beta_schedule",

@@ -1,6 +1,6 @@
 """The global, MAC-weighted pruning budget over several traced modules.
 
-Every module gets its own :class:`lwdvc_kernels.compact.ChannelAnalysis` (one analysis, two users:
+Every module gets its own :class:`lwdvc_kernels.compaction.ChannelAnalysis` (one analysis, two users:
 the pruner and :func:`lwdvc_kernels.compact`). The decoder's MACs are the sum of the modules'
 exact ``analysis.macs(kept)``; the budget is ``1 - macs(kept) / macs(dense)``.
 """
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from lwdvc_kernels.compact import rounded_count
+from lwdvc_kernels.compaction import rounded_count
 
 __all__ = ["PrunedGroup", "MacBudget", "producer_layer_floors"]
 
@@ -54,7 +54,7 @@ def producer_layer_floors(group, min_keep: float) -> list[tuple[torch.Tensor, in
     """``[(free units, keep)]`` of every producing layer of ``group`` with free channels.
 
     Args:
-        group: a :class:`lwdvc_kernels.compact.ChannelGroup`.
+        group: a :class:`lwdvc_kernels.compaction.ChannelGroup`.
         min_keep: fraction of each layer's free channels that is always kept (at least one).
 
     Returns:

@@ -52,8 +52,8 @@ class GroupScorer:
     indexed: list[_IndexedProducer] = field(default_factory=list)
 
     @classmethod
-    def from_group(cls, root: nn.Module, group) -> "GroupScorer":
-        """Plan the scoring of ``group`` (a :class:`lwdvc_kernels.compact.ChannelGroup`) in ``root``."""
+    def from_group(cls, root: nn.Module, group) -> GroupScorer:
+        """Plan the scoring of ``group`` (a :class:`lwdvc_kernels.compaction.ChannelGroup`) in ``root``."""
         scorer = cls(group.size)
         arange = torch.arange(group.size)
         for member in group.producers():

@@ -22,11 +22,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from lwdvc_kernels.masking import BatchedMaskedWeights, MaskedWeight, attach_masks, masked_weights
 from lwdvc.prune.budget import MacBudget, PrunedGroup
 from lwdvc.prune.importance import GroupScorer, normalise_per_group
-from lwdvc.schedules import SigmoidSchedule, beta_schedule, target_ramp
 from lwdvc.prune.scope import PruneConfigError, analyse_modules, check_target, resolve_modules
+from lwdvc.schedules import SigmoidSchedule, beta_schedule, target_ramp
+from lwdvc_kernels.masking import BatchedMaskedWeights, MaskedWeight, attach_masks, masked_weights
 
 __all__ = ["Pruner", "MODES"]
 
@@ -102,7 +102,8 @@ class Pruner:
         self.round_to = round_to
         ramp_steps = total_steps // 2 if ramp_steps is None else int(ramp_steps)
         self.mode, self.total_steps, self.update_every = mode, total_steps, update_every
-        self.min_keep, self.cost_exponent, self.weight_decay = float(min_keep), float(cost_exponent), float(weight_decay)
+        self.min_keep, self.cost_exponent, self.weight_decay = (
+            float(min_keep), float(cost_exponent), float(weight_decay))
         self.beta_schedule = beta_schedule(total_steps, beta_steepness, beta_center)
         self.target_schedule: SigmoidSchedule | None = (
             target_ramp(ramp_steps, self.target, ramp_steepness, ramp_center) if ramp_steps > 0 else None)
@@ -131,7 +132,8 @@ class Pruner:
         if reachable < self.target:
             raise PruneConfigError(
                 f"target_mac_reduction {self.target:.3f} cannot be met: pruning every group down to "
-                f"min_keep={self.min_keep} (and its fixed channels, round_to={round_to}, keep_dense={list(self.keep_dense)}) "
+                f"min_keep={self.min_keep} (and its fixed channels, round_to={round_to}, "
+                f"keep_dense={list(self.keep_dense)}) "
                 f"removes only {reachable:.3f} of "
                 f"the MACs of {list(self.scope)}")
         total = sum(g.cost * int(g.free.sum()) for g in self.groups)
@@ -161,7 +163,7 @@ class Pruner:
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
-    def for_codec(cls, model: nn.Module, frame_size: tuple[int, int] = (64, 64), **kwargs) -> "Pruner":
+    def for_codec(cls, model: nn.Module, frame_size: tuple[int, int] = (64, 64), **kwargs) -> Pruner:
         """Prune ``model.decoder_modules()`` traced on ``model.decoder_example_inputs(*frame_size)``."""
         for attr in ("decoder_modules", "decoder_example_inputs"):
             if not hasattr(model, attr):

@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 import lwdvc_kernels
-
 from lwdvc.errors import ConfigError
 
 __all__ = ["PruneConfigError", "resolve_modules", "analyse_modules", "check_target"]

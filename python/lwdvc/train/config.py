@@ -131,7 +131,7 @@ class TrainConfig:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "TrainConfig":
+    def from_json(cls, text: str) -> TrainConfig:
         """Inverse of :meth:`to_json` (unknown keys are rejected by name)."""
         values = json.loads(text)
         known = {f.name for f in dataclasses.fields(cls)}

@@ -29,8 +29,8 @@ from tqdm.auto import tqdm
 
 from lwdvc.distill import LayerwiseDistiller
 from lwdvc.errors import ConfigError
-from lwdvc.prune import MODES, Pruner, finalize
 from lwdvc.models.video_codec import VideoCodec
+from lwdvc.prune import MODES, Pruner, finalize
 from lwdvc.train.config import default_lambdas
 from lwdvc.train.data import training_dataset
 from lwdvc.train.loop import TrainingDiverged
@@ -223,5 +223,6 @@ def prune_codec(teacher: VideoCodec, config: PruneConfig, progress: bool = True,
     compacted = copy.deepcopy(student)
     compacted.inter = small_inter
     compacted.requires_grad_(False)
-    return {"compacted": compacted.eval(), "student": student, "pruner": pruner, "history": history, "compaction": report,
+    return {"compacted": compacted.eval(), "student": student, "pruner": pruner, "history": history,
+            "compaction": report,
             "config": dataclasses.asdict(config)}

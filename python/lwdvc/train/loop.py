@@ -20,8 +20,16 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from lwdvc.checkpoint import (FORMAT, VERSION, CheckpointError, check_codec_matches, load_checkpoint,
-                              rng_state, save_atomic, set_rng_state)
+from lwdvc.checkpoint import (
+    FORMAT,
+    VERSION,
+    CheckpointError,
+    check_codec_matches,
+    load_checkpoint,
+    rng_state,
+    save_atomic,
+    set_rng_state,
+)
 from lwdvc.errors import ConfigError, UserError
 from lwdvc.metrics import psnr_from_mse
 from lwdvc.models.video_codec import VideoCodec

@@ -37,8 +37,8 @@ def compact_prune_state(path: str | os.PathLike, round_to: int | None = None, ve
     import torch
 
     from lwdvc.checkpoint import CheckpointError
-    from lwdvc.prune import Pruner, finalize
     from lwdvc.models.video_codec import VideoCodec
+    from lwdvc.prune import Pruner, finalize
     from lwdvc.train.finetune import PruneConfig
 
     path = os.fspath(path)

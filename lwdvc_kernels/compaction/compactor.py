@@ -8,12 +8,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from lwdvc_kernels.compact import function_rules
-from lwdvc_kernels.compact.groups import ChannelAnalysis, build_analysis
-from lwdvc_kernels.compact.module_rules import MODULE_RULES
-from lwdvc_kernels.compact.slicing import slice_pruned, unit_importance, zero_pruned
-from lwdvc_kernels.compact.trace import Tracer
-from lwdvc_kernels.compact.verify import compare_outputs
+from lwdvc_kernels.compaction import function_rules
+from lwdvc_kernels.compaction.groups import ChannelAnalysis, build_analysis
+from lwdvc_kernels.compaction.module_rules import MODULE_RULES
+from lwdvc_kernels.compaction.slicing import slice_pruned, unit_importance, zero_pruned
+from lwdvc_kernels.compaction.trace import Tracer
+from lwdvc_kernels.compaction.verify import compare_outputs
 from lwdvc_kernels.masking import detach_masks, has_masks, masks_of
 
 __all__ = ["channel_groups", "compact", "round_masks", "rounded_count", "set_memory_format"]

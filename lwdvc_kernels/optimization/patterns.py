@@ -3,7 +3,8 @@
 The module is traced with ``torch.fx`` (engine layers such as GDN, DeformConv2d and MaskedConv2d
 stay leaves) and shapes are propagated with the example inputs. A *conv chain* starts at a
 ``Conv2d`` (or at a stride-s ``ConvTranspose2d`` with few output channels, rewritten as a conv
-plus PixelShuffle(s) where that is faster, see :mod:`lwdvc_kernels.optimize.subpixel`) and absorbs, while each intermediate result has exactly one user:
+plus PixelShuffle(s) where that is faster, see :mod:`lwdvc_kernels.optimization.subpixel`) and absorbs, while each
+intermediate result has exactly one user:
 an activation (ReLU / LeakyReLU, module or function) and a PixelShuffle in either order, then a
 same-shape, same-dtype ``+`` of another tensor (the residual). The chain becomes one
 :class:`FusedConv2d` call placed where the chain ended. GDN/IGDN modules become
@@ -21,8 +22,8 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from lwdvc_kernels.nn import GDN, DeformConv2d, MaskedConv2d
-from lwdvc_kernels.optimize.fused import FusedConv2d, FusedGDN, conv_is_fusable
-from lwdvc_kernels.optimize.subpixel import subpixel_conv, subpixel_slower_reason, subpixel_unsupported_reason
+from lwdvc_kernels.optimization.fused import FusedConv2d, FusedGDN, conv_is_fusable
+from lwdvc_kernels.optimization.subpixel import subpixel_conv, subpixel_slower_reason, subpixel_unsupported_reason
 
 __all__ = ["FusionReport", "fuse_module"]
 
@@ -37,7 +38,7 @@ class FusionReport:
     fused: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
-    def extend(self, other: "FusionReport", prefix: str) -> None:
+    def extend(self, other: FusionReport, prefix: str) -> None:
         self.fused += [f"{prefix}{line}" for line in other.fused]
         self.skipped += [f"{prefix}{line}" for line in other.skipped]
 

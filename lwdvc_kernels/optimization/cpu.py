@@ -125,7 +125,7 @@ def to_cpu_layout(module: nn.Module, dtype: torch.dtype | None, channels_last: b
         module.to(dtype)
     if channels_last:
         for sub in module.modules():
-            for name, t in list(sub._parameters.items()) + list(sub._buffers.items()):
+            for t in list(sub._parameters.values()) + list(sub._buffers.values()):
                 if t is not None and t.dim() == 4 and t.is_floating_point():
                     t.data = t.data.contiguous(memory_format=torch.channels_last)
     return module

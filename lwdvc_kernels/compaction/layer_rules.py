@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from lwdvc_kernels.compact.graph import UnsupportedOpError, Val
+from lwdvc_kernels.compaction.graph import UnsupportedOpError, Val
 
 __all__ = ["conv_rule", "linear_rule", "split_param", "param_ref"]
 
@@ -37,7 +37,7 @@ def param_ref(tr, t: torch.Tensor | None, role: str) -> tuple[str, str] | None:
         raise UnsupportedOpError(
             f"{tr.g.node}: the {role} of this op is computed in forward, not a parameter of the "
             f"model (inside module {tr.where()!r}); register a module handler for that module "
-            "with lwdvc_kernels.compact.register_module_handler"
+            "with lwdvc_kernels.compaction.register_module_handler"
         )
     return split_param(v.param)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lwdvc_kernels.compact.groups import ChannelAnalysis
-from lwdvc_kernels.compact.module_rules import finalize_module
+from lwdvc_kernels.compaction.groups import ChannelAnalysis
+from lwdvc_kernels.compaction.module_rules import finalize_module
 
 __all__ = ["zero_pruned", "slice_pruned", "unit_importance", "get_tensor", "set_tensor"]
 

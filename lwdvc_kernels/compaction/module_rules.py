@@ -19,11 +19,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lwdvc_kernels.compact import function_rules as fr
-from lwdvc_kernels.compact import layer_rules
-from lwdvc_kernels.compact import shape_rules as sr
-from lwdvc_kernels.compact.graph import Val
-from lwdvc_kernels.compact.trace import iter_tensors
+from lwdvc_kernels.compaction import function_rules as fr
+from lwdvc_kernels.compaction import layer_rules
+from lwdvc_kernels.compaction import shape_rules as sr
+from lwdvc_kernels.compaction.graph import Val
+from lwdvc_kernels.compaction.trace import iter_tensors
 
 __all__ = ["ModuleHandler", "MODULE_RULES", "register_module_handler", "finalize_module"]
 

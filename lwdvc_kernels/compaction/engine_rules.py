@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import math
 
-import torch
-
-from lwdvc_kernels.compact import layer_rules
-from lwdvc_kernels.compact.graph import Val
-from lwdvc_kernels.compact.module_rules import ConvHandler, ModuleHandler, _input, register_module_handler
+from lwdvc_kernels.compaction import layer_rules
+from lwdvc_kernels.compaction.graph import Val
+from lwdvc_kernels.compaction.module_rules import ConvHandler, ModuleHandler, _input, register_module_handler
 
 
 class GDNHandler(ModuleHandler):

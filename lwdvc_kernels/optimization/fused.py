@@ -1,4 +1,4 @@
-"""Fused inference layers that :func:`lwdvc_kernels.optimize.optimize` puts in place of patterns.
+"""Fused inference layers that :func:`lwdvc_kernels.optimization.optimize` puts in place of patterns.
 
 * :class:`FusedConv2d`: conv + bias + activation + PixelShuffle store + residual add, through
   ``lwdvc_kernels.ops.conv2d_epilogue`` (one pass over the conv output).

@@ -7,9 +7,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from lwdvc_kernels.optimize.cpu import BoundaryCast, to_cpu_layout
-from lwdvc_kernels.optimize.patterns import FusionReport, fuse_module
-from lwdvc_kernels.optimize.verify import OptimizationMismatch, relative_error
+from lwdvc_kernels.optimization.cpu import BoundaryCast, to_cpu_layout
+from lwdvc_kernels.optimization.patterns import FusionReport, fuse_module
+from lwdvc_kernels.optimization.verify import OptimizationMismatch, relative_error
 
 __all__ = ["optimize", "DTYPE_TOLERANCE"]
 

@@ -24,9 +24,9 @@ from typing import Any
 
 import torch
 
-from lwdvc_kernels.compact import layer_rules
-from lwdvc_kernels.compact.graph import UnsupportedOpError, Val
-from lwdvc_kernels.compact.trace import iter_tensors
+from lwdvc_kernels.compaction import layer_rules
+from lwdvc_kernels.compaction.graph import UnsupportedOpError, Val
+from lwdvc_kernels.compaction.trace import iter_tensors
 from lwdvc_kernels.macs import count_macs_of_call
 
 RULES: dict[str, Callable] = {}
@@ -113,7 +113,7 @@ def _unary(tr, func, args, kwargs, out) -> None:
 
 
 def func_name_of(func) -> str:
-    from lwdvc_kernels.compact.trace import func_name
+    from lwdvc_kernels.compaction.trace import func_name
 
     return func_name(func)
 
@@ -345,4 +345,4 @@ def _prelu(tr, func, args, kwargs, out) -> None:
 
 
 # Shape, indexing, concatenation and pixel-shuffle rules live in their own file.
-from lwdvc_kernels.compact import shape_rules  # noqa: E402,F401  (registers its rules)
+from lwdvc_kernels.compaction import shape_rules  # noqa: E402,F401  (registers its rules)

@@ -6,7 +6,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lwdvc_kernels.compact.trace import iter_tensors, normalize_inputs
+from lwdvc_kernels.compaction.trace import iter_tensors, normalize_inputs
 
 __all__ = ["random_like_inputs", "compare_outputs", "output_errors", "CompactionMismatch"]
 

@@ -10,8 +10,8 @@ Every other module is traced through, so custom blocks need no handler as long a
 functional ops are known. Tensors are identified by object identity (kept alive during the
 trace); parameters and buffers by identity with their qualified names.
 
-Rules: leaf modules -> :mod:`lwdvc_kernels.compact.module_rules`; functions and tensor methods
-(by name) -> :mod:`lwdvc_kernels.compact.function_rules`. A call with no channel-carrying input
+Rules: leaf modules -> :mod:`lwdvc_kernels.compaction.module_rules`; functions and tensor methods
+(by name) -> :mod:`lwdvc_kernels.compaction.function_rules`. A call with no channel-carrying input
 (constants, shapes, grids built from ``arange``) needs no rule. A call with one and no rule
 raises :class:`UnsupportedOpError` naming the op and the module it ran in.
 """
@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.overrides import TorchFunctionMode
 
-from lwdvc_kernels.compact.graph import ChannelGraph, UnsupportedOpError, Val
+from lwdvc_kernels.compaction.graph import ChannelGraph, UnsupportedOpError, Val
 
 __all__ = ["Tracer", "iter_tensors", "func_name", "normalize_inputs"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lwdvc_kernels.compact.trace import iter_tensors
-from lwdvc_kernels.compact.verify import output_errors
+from lwdvc_kernels.compaction.trace import iter_tensors
+from lwdvc_kernels.compaction.verify import output_errors
 
 __all__ = ["OptimizationMismatch", "relative_error"]
 
@@ -18,7 +18,7 @@ class OptimizationMismatch(AssertionError):
 def relative_error(reference: nn.Module, candidate: nn.Module, inputs: tuple) -> float:
     """Worst ``||a - b|| / ||a||`` over the floating outputs (computed in float64).
 
-    Unlike :func:`lwdvc_kernels.compact.verify.compare_outputs` this runs the given inputs and
+    Unlike :func:`lwdvc_kernels.compaction.verify.compare_outputs` this runs the given inputs and
     returns the error (the tolerance depends on the optimised dtype, see ``optimize``).
 
     Raises:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from lwdvc_kernels.compact.function_rules import _arg, _first_tensor, _replace_first, func_name_of, rule
-from lwdvc_kernels.compact.graph import Val
-from lwdvc_kernels.compact.trace import iter_tensors
+from lwdvc_kernels.compaction.function_rules import _arg, _first_tensor, _replace_first, func_name_of, rule
+from lwdvc_kernels.compaction.graph import Val
+from lwdvc_kernels.compaction.trace import iter_tensors
 
 
 def _channel_dim_of_probe(p: torch.Tensor) -> tuple[int, list[int]] | None:
@@ -118,7 +118,7 @@ def _cat(tr, func, args, kwargs, out) -> None:
         for t in tensors:
             if not tr.labeled(t):
                 if t.shape[cd] > 1:
-                    g.fix([l for u in tensors if tr.labeled(u) for l in tr.val(u).labels], "cat with constant")
+                    g.fix([label for u in tensors if tr.labeled(u) for label in tr.val(u).labels], "cat with constant")
                 continue
             v = tr.val(t)
             if ref is None:
@@ -158,7 +158,7 @@ def pixel_shuffle_val(tr, v: Val, x: torch.Tensor, factor: int, inverse: bool) -
         return Val(const=False)
     rr = factor * factor
     if inverse:
-        return Val(v.cdim, [l for l in v.labels for _ in range(rr)], [z for z in v.zero for _ in range(rr)])
+        return Val(v.cdim, [label for label in v.labels for _ in range(rr)], [z for z in v.zero for _ in range(rr)])
     labels, zero = [], []
     for c in range(len(v.labels) // rr):
         block = v.labels[c * rr : (c + 1) * rr]

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from lwdvc_kernels.compact.graph import ChannelGraph
+from lwdvc_kernels.compaction.graph import ChannelGraph
 
 __all__ = ["Member", "ChannelGroup", "ChannelAnalysis", "build_analysis"]
 
