@@ -249,6 +249,26 @@ class DCVCHEM(nn.Module):
         return out
 
     # ----------------------------------------------------------------- training forward
+    @staticmethod
+    def _training_inputs(frame: torch.Tensor, dpb: dict, quant: str):
+        """Checked and padded inputs of the training forwards.
+
+        Returns:
+            (original pixel count, padded frame, padding, dpb copy with a padded ``ref_frame``,
+            quantisation of the decoder path, quantisation of the rate estimate).
+        """
+        check_frame(frame, "frame")
+        if quant not in QUANT_MODES:
+            raise ValueError(f"quant must be one of {QUANT_MODES}, got {quant!r}")
+        x, padding = pad_frame(frame)
+        dpb = dict(dpb)
+        check_frame(dpb.get("ref_frame"), "dpb['ref_frame']")
+        if dpb["ref_frame"].shape[-2:] != x.shape[-2:]:
+            dpb["ref_frame"], _ = pad_frame(dpb["ref_frame"])
+        decoder_q = "round" if quant == "round" else "ste"
+        rate_q = quant if quant == "noise" else decoder_q
+        return frame.shape[-2] * frame.shape[-1], x, padding, dpb, decoder_q, rate_q
+
     def _code_motion(self, x: torch.Tensor, dpb: dict, curr_mv_y_q: torch.Tensor, decoder_q: str):
         """Estimate, code and decode the motion of padded ``x`` against ``dpb``.
 
@@ -297,17 +317,7 @@ class DCVCHEM(nn.Module):
             "mv_hat": [N, 2, H', W'] decoded flow at the padded size, "bpp_mv_y", "bpp_mv_z",
             "bpp": [N] bits per original pixel}``.
         """
-        check_frame(frame, "frame")
-        if quant not in QUANT_MODES:
-            raise ValueError(f"quant must be one of {QUANT_MODES}, got {quant!r}")
-        num_pixels = frame.shape[-2] * frame.shape[-1]
-        x, padding = pad_frame(frame)
-        dpb = dict(dpb)
-        check_frame(dpb.get("ref_frame"), "dpb['ref_frame']")
-        if dpb["ref_frame"].shape[-2:] != x.shape[-2:]:
-            dpb["ref_frame"], _ = pad_frame(dpb["ref_frame"])
-        decoder_q = "round" if quant == "round" else "ste"
-        rate_q = quant if quant == "noise" else decoder_q
+        num_pixels, x, padding, dpb, decoder_q, rate_q = self._training_inputs(frame, dpb, quant)
         curr_mv_y_q = self.get_curr_mv_y_q(q_scale_value(mv_y_q_scale, self.mv_y_q_scale, "mv_y_q_scale"))
         _, mv_z, mv_coded, mv_y_hat = self._code_motion(x, dpb, curr_mv_y_q, decoder_q)
         mv_hat = self.mv_decoder(mv_y_hat)
@@ -335,17 +345,7 @@ class DCVCHEM(nn.Module):
             ``bpp_mv_y``, ``bpp_mv_z``, ``bpp_y``, ``bpp_z`` (bits per original pixel) and the
             next ``dpb`` (padded size).
         """
-        check_frame(frame, "frame")
-        if quant not in QUANT_MODES:
-            raise ValueError(f"quant must be one of {QUANT_MODES}, got {quant!r}")
-        num_pixels = frame.shape[-2] * frame.shape[-1]
-        x, padding = pad_frame(frame)
-        dpb = dict(dpb)
-        check_frame(dpb.get("ref_frame"), "dpb['ref_frame']")
-        if dpb["ref_frame"].shape[-2:] != x.shape[-2:]:
-            dpb["ref_frame"], _ = pad_frame(dpb["ref_frame"])
-        decoder_q = "round" if quant == "round" else "ste"
-        rate_q = quant if quant == "noise" else decoder_q
+        num_pixels, x, padding, dpb, decoder_q, rate_q = self._training_inputs(frame, dpb, quant)
         curr_mv_y_q = self.get_curr_mv_y_q(q_scale_value(mv_y_q_scale, self.mv_y_q_scale, "mv_y_q_scale"))
         curr_y_q = self.get_curr_y_q(q_scale_value(y_q_scale, self.y_q_scale, "y_q_scale"))
 
