@@ -103,3 +103,55 @@ def plot_per_frame(
     os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)
     fig.savefig(os.fspath(path), dpi=dpi, format="png")
     return os.fspath(path)
+
+
+def plot_training_history(
+    histories: Mapping[str, Sequence[Mapping[str, float]]],
+    path: str | os.PathLike,
+    keys: Sequence[str] = ("loss", "psnr", "bpp"),
+    title: str | None = None,
+    smooth: int = 5,
+    dpi: int = 120,
+) -> str:
+    """Training curves of several runs or stages: one panel per key, one line per run.
+
+    Args:
+        histories: ``{label: [{"step": ..., key: ...}, ...]}`` (the ``history`` of a training
+            checkpoint).
+        path: output PNG.
+        keys: which values to draw (a run lacking a key is left out of that panel).
+        smooth: moving-average window over the history rows (1: raw values).
+
+    Returns:
+        The path written.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not histories:
+        raise ValueError("plot_training_history needs at least one history")
+    fig = Figure(figsize=(7.0, 2.4 * len(keys)))
+    FigureCanvasAgg(fig)
+    window = max(1, int(smooth))
+    for row, key in enumerate(keys):
+        ax = fig.add_subplot(len(keys), 1, row + 1)
+        for label, history in histories.items():
+            points = [(r["step"], r[key]) for r in history if key in r]
+            if not points:
+                continue
+            steps, values = (np.asarray(v, dtype=np.float64) for v in zip(*points))
+            if window > 1 and values.size >= window:
+                values = np.convolve(values, np.ones(window) / window, mode="valid")
+                steps = steps[window - 1:]
+            ax.plot(steps, values, linewidth=1.2, label=label)
+        ax.set_ylabel(key)
+        ax.grid(True, alpha=0.3)
+        if row == 0:
+            ax.legend(loc="best", fontsize="x-small")
+            if title:
+                ax.set_title(title)
+    fig.axes[-1].set_xlabel("step")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)
+    fig.savefig(os.fspath(path), dpi=dpi, format="png")
+    return os.fspath(path)
