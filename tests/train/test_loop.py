@@ -130,3 +130,15 @@ def test_two_process_data_parallel_run(tmp_path):
     # the two ranks drew different noise / crops: their saved RNG states differ
     assert not torch.equal(payload["rng"][0]["torch"], payload["rng"][1]["torch"])
     assert result.stdout.count("trained 2 steps") == 1  # only rank 0 reports
+
+
+def test_non_finite_deformable_offsets_stop_training_as_diverged(tmp_path):
+    # FVC with a huge learning rate: its deformable convolutions get NaN offsets within a few steps.
+    args = ["train", "--out", str(tmp_path), "--family", "fvc", "--width", "0.125", "--crop", "32",
+            "--batch-size", "1", "--frames", "2", "--steps", "8", "--max-side", "128", "--max-frames", "4",
+            "--checkpoint-every", "1", "--threads", "1", "--lr", "1e3", "--no-progress"]
+    result = subprocess.run([sys.executable, "-m", "lwdvc.cli", *args], env={**ENV, "OMP_NUM_THREADS": "1"},
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.startswith("lwdvc train: error: training stopped:")
+    assert len(result.stderr.strip().splitlines()) == 1

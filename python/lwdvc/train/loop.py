@@ -5,8 +5,9 @@ checkpoint, ``<out_dir>/checkpoint.pt``, written atomically every ``checkpoint_e
 at the end. ``resume=True`` continues from it and reproduces the uninterrupted run: the model,
 optimiser, scheduler, every rank's torch/numpy/python RNG state and the sampler position (a
 function of the step) are restored. Run it under ``torchrun --nproc_per_node K`` for K data-parallel
-processes (gloo on CPU). A non-finite loss or gradient stops the run with
-:class:`TrainingDiverged` and leaves the last good checkpoint in place.
+processes (gloo on CPU). A non-finite loss or gradient, or non-finite offsets reaching a
+deformable convolution (:class:`~lwdvc_kernels.ops.deform_conv2d_torchvision.NonFiniteOffsetError`),
+stops the run with :class:`TrainingDiverged` and leaves the last good checkpoint in place.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from lwdvc.train.data import training_dataset
 from lwdvc.train.distributed import DistContext
 from lwdvc.train.objective import RDObjective, check_motion_stage
 from lwdvc.train.sampler import StepSampler
+from lwdvc_kernels.ops.deform_conv2d_torchvision import NonFiniteOffsetError
 
 __all__ = ["train", "TrainingDiverged", "CHECKPOINT_NAME", "load_init_weights"]
 
@@ -186,9 +188,13 @@ def _train(config: TrainConfig, out_dir: str, resume: bool, progress: bool,
         group = torch.stack([dataset[i] for i in sampler.indices(step)])
         rate = torch.randint(codec.num_rates, (group.shape[0],))
         objective.rate_weight = config.rate_weight(step)
-        out = model(group, rate)
-        stats = ctx.all_sum(torch.stack([out["loss"].detach(), out["bpp"], out["mse"],
-                                         (~torch.isfinite(out["loss"].detach())).float()]))
+        out, failure = _forward(model, group, rate)
+        local = (torch.tensor([float("nan")] * 3 + [1.0]) if out is None else
+                 torch.stack([out["loss"].detach(), out["bpp"], out["mse"],
+                              (~torch.isfinite(out["loss"].detach())).float()]))
+        stats = ctx.all_sum(local)  # every rank takes part, also the one whose forward failed
+        if failure is not None:
+            _diverged(bar, "forward pass", float("nan"), step, path, last_saved, detail=str(failure))
         if stats[3] > 0 or not torch.isfinite(stats[:3]).all():
             _diverged(bar, "loss", stats[0] / ctx.world, step, path, last_saved)
         optimizer.zero_grad(set_to_none=True)
@@ -212,9 +218,19 @@ def _train(config: TrainConfig, out_dir: str, resume: bool, progress: bool,
     return {"step": step, "checkpoint": path, "history": history, "codec": codec}
 
 
-def _diverged(bar, what: str, value, step: int, path: str, last_saved: int | None) -> None:
+def _forward(model, group: torch.Tensor, rate: torch.Tensor) -> tuple[dict | None, Exception | None]:
+    """``(model(group, rate), None)``, or ``(None, error)`` when the forward pass met non-finite
+    values it cannot compute with (a diverged model)."""
+    try:
+        return model(group, rate), None
+    except NonFiniteOffsetError as error:
+        return None, error
+
+
+def _diverged(bar, what: str, value, step: int, path: str, last_saved: int | None, detail: str = "") -> None:
     bar.close()
     kept = (f"the last good checkpoint {path} (step {last_saved}) was kept" if last_saved is not None
             else "no checkpoint had been written yet")
-    raise TrainingDiverged(f"training stopped: the {what} became {float(value)} at step {step + 1}; "
+    became = f"met non-finite values ({detail})" if detail else f"became {float(value)}"
+    raise TrainingDiverged(f"training stopped: the {what} {became} at step {step + 1}; "
                            f"{kept}. Lower the learning rate or the lambdas and resume.")
