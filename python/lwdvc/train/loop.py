@@ -2,7 +2,8 @@
 
 ``train(config, out_dir)`` trains a :class:`~lwdvc.models.video_codec.VideoCodec` and keeps one
 checkpoint, ``<out_dir>/checkpoint.pt``, written atomically every ``checkpoint_every`` steps and
-at the end. ``resume=True`` continues from it and reproduces the uninterrupted run: the model,
+at the end. A folder that already holds one is refused unless the run resumes it or
+``overwrite=True`` replaces it. ``resume=True`` continues from it and reproduces the uninterrupted run: the model,
 optimiser, scheduler, every rank's torch/numpy/python RNG state and the sampler position (a
 function of the step) are restored. Run it under ``torchrun --nproc_per_node K`` for K data-parallel
 processes (gloo on CPU). A non-finite loss or gradient, or non-finite offsets reaching a
@@ -31,7 +32,7 @@ from lwdvc.checkpoint import (
     save_atomic,
     set_rng_state,
 )
-from lwdvc.errors import ConfigError, UserError
+from lwdvc.errors import BadArgumentError, ConfigError, UserError
 from lwdvc.metrics import psnr_from_mse
 from lwdvc.models.video_codec import VideoCodec
 from lwdvc.train.config import TrainConfig
@@ -128,7 +129,7 @@ def _save(path: str, config: TrainConfig, codec: VideoCodec, optimizer, schedule
 
 
 def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
-          progress: bool = True) -> dict[str, Any]:
+          progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Train (or continue training) a codec.
 
     Args:
@@ -136,6 +137,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
         out_dir: folder of ``checkpoint.pt``.
         resume: continue from ``<out_dir>/checkpoint.pt`` (its codec must match ``config``).
         progress: show a tqdm bar (main rank only).
+        overwrite: start afresh even though ``<out_dir>/checkpoint.pt`` exists (it is replaced).
 
     Returns:
         ``{"step", "checkpoint", "history"}`` of the finished run.
@@ -143,10 +145,20 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     Raises:
         TrainingDiverged: the loss or gradient stopped being finite.
         CheckpointError: ``resume`` without a usable checkpoint, or one of another codec.
+        BadArgumentError: ``out_dir`` already holds a checkpoint and neither ``resume`` nor
+            ``overwrite`` is set (or both are).
     """
+    out_dir = os.fspath(out_dir)
+    path = os.path.join(out_dir, CHECKPOINT_NAME)
+    if resume and overwrite:
+        raise BadArgumentError("resume and overwrite exclude each other: resume continues the checkpoint, "
+                               "overwrite replaces it")
+    if not resume and not overwrite and os.path.exists(path):
+        raise BadArgumentError(f"{out_dir} already holds a checkpoint ({path}); pass --resume to continue it, "
+                               "--overwrite to replace it, or choose another output folder")
     ctx = DistContext.from_env()
     try:
-        return _train(config, os.fspath(out_dir), resume, progress, ctx)
+        return _train(config, out_dir, resume, progress, ctx)
     finally:
         ctx.close()
 
