@@ -6,9 +6,12 @@ at the end. A folder that already holds one is refused unless the run resumes it
 ``overwrite=True`` replaces it. ``resume=True`` continues from it and reproduces the uninterrupted run: the model,
 optimiser, scheduler, every rank's torch/numpy/python RNG state and the sampler position (a
 function of the step) are restored. Run it under ``torchrun --nproc_per_node K`` for K data-parallel
-processes (gloo on CPU). A non-finite loss or gradient, or non-finite offsets reaching a
-deformable convolution (:class:`~lwdvc_kernels.ops.deform_conv2d_torchvision.NonFiniteOffsetError`),
-stops the run with :class:`TrainingDiverged` and leaves the last good checkpoint in place.
+processes (gloo on CPU). A non-finite loss or gradient, non-finite values met in the forward pass
+(offsets reaching a deformable convolution,
+:class:`~lwdvc_kernels.ops.deform_conv2d_torchvision.NonFiniteOffsetError`, or parameters of a
+``torch.distributions`` distribution, whose validation raises ``ValueError``) or model weights
+that are not all finite when a checkpoint is due stop the run with :class:`TrainingDiverged`
+and leave the last good checkpoint in place: a checkpoint is only written with finite weights.
 """
 from __future__ import annotations
 
@@ -48,7 +51,8 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 
 class TrainingDiverged(UserError, RuntimeError):
-    """The loss or the gradient became NaN/inf; the last good checkpoint was kept."""
+    """The loss, the gradient, the weights or values in the forward pass became NaN/inf; the last
+    good checkpoint was kept."""
 
 
 def _seed_everything(seed: int) -> None:
@@ -115,8 +119,14 @@ def _build_state(config: TrainConfig, ctx: DistContext):
     return codec, optimizer, scheduler
 
 
+def _non_finite_weights(codec: VideoCodec) -> list[str]:
+    """Names of the model's floating-point tensors that hold a NaN or inf."""
+    return [name for name, t in codec.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+
+
 def _save(path: str, config: TrainConfig, codec: VideoCodec, optimizer, scheduler, step: int,
           sampler: StepSampler, history: list[dict], ctx: DistContext) -> None:
+    """Write the checkpoint (the caller has checked that the weights are finite)."""
     states = ctx.gather(rng_state())
     if ctx.is_main:
         save_atomic({
@@ -224,6 +234,10 @@ def _train(config: TrainConfig, out_dir: str, resume: bool, progress: bool,
         bar.set_postfix(loss=f"{loss:.4f}", bpp=f"{bpp:.3f}", psnr=f"{float(psnr_from_mse(mse)):.2f}")
         bar.update(1)
         if step % config.checkpoint_every == 0 or step == config.steps:
+            bad = _non_finite_weights(codec)
+            if ctx.all_sum(torch.tensor([float(len(bad))]))[0] > 0:
+                what = f"{len(bad)} tensor(s), e.g. {bad[0]}" if bad else "on another process"
+                _diverged(bar, "model weights", float("nan"), step - 1, path, last_saved, detail=what)
             _save(path, config, codec, optimizer, scheduler, step, sampler, history, ctx)
             last_saved = step
     bar.close()
@@ -237,6 +251,25 @@ def _forward(model, group: torch.Tensor, rate: torch.Tensor) -> tuple[dict | Non
         return model(group, rate), None
     except NonFiniteOffsetError as error:
         return None, error
+    except ValueError as error:
+        if not _non_finite_distribution_argument(error):
+            raise
+        return None, ValueError(str(error).split(", but found invalid values")[0].strip())
+
+
+def _non_finite_distribution_argument(error: ValueError) -> bool:
+    """True when ``error`` is a ``torch.distributions`` validation error about a parameter or
+    value holding NaN/inf (its check's ``value``), not another bad argument."""
+    root = os.path.dirname(torch.distributions.__file__) + os.sep
+    tb = error.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_filename.startswith(root):
+            value = frame.f_locals.get("value")
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                return True
+        tb = tb.tb_next
+    return False
 
 
 def _diverged(bar, what: str, value, step: int, path: str, last_saved: int | None, detail: str = "") -> None:
