@@ -204,10 +204,10 @@ def _build_sequential(layout: dict[str, Any], prefix: str = "") -> nn.Module:
                 f"load: cannot rebuild {entry['type']} without a template; pass template= (the dense model)"
             )
         return builder(entry["attrs"], entry["tensors"])
+    head = f"{prefix}." if prefix else ""  # "1." so that "10" is not taken for a child of "1"
     children = sorted(
-        (q for q in layout["modules"]
-         if q.startswith(prefix) and q != prefix and "." not in q[len(prefix):].lstrip(".")),
-        key=lambda q: int(q.rsplit(".", 1)[-1]),
+        (q for q in layout["modules"] if q != prefix and q.startswith(head) and "." not in q[len(head):]),
+        key=lambda q: int(q[len(head):]),
     )
     return nn.Sequential(*[_build_sequential(layout, q) for q in children])
 

@@ -12,7 +12,7 @@ from lwdvc_kernels.compaction import function_rules
 from lwdvc_kernels.compaction.groups import ChannelAnalysis, build_analysis
 from lwdvc_kernels.compaction.module_rules import MODULE_RULES
 from lwdvc_kernels.compaction.slicing import slice_pruned, unit_importance, zero_pruned
-from lwdvc_kernels.compaction.trace import Tracer
+from lwdvc_kernels.compaction.trace import Tracer, module_modes, restore_modes
 from lwdvc_kernels.compaction.verify import compare_outputs
 from lwdvc_kernels.masking import detach_masks, has_masks, masks_of
 
@@ -26,6 +26,9 @@ def channel_groups(module: nn.Module, example_inputs: Any) -> ChannelAnalysis:
         module: any module (masks attached through :mod:`lwdvc_kernels.masking` are fine).
         example_inputs: one tensor, a tuple of positional inputs, or a dict of keyword inputs.
             Small spatial sizes suffice; MACs in the result refer to these inputs.
+
+    The module runs once in eval mode without gradients; its train/eval flags and buffers
+    (BatchNorm statistics, counters) are left as they were.
 
     Returns:
         A :class:`ChannelAnalysis` with ``groups``, ``macs(kept)`` and ``dense_macs``.
@@ -122,12 +125,16 @@ def compact(
             pruned model far better than NCHW on CPU (see docs/results/compact.md); outputs
             then come back channels-last (same values). ``torch.contiguous_format`` keeps NCHW.
 
+    The trace and the verification run in eval mode on private copies: ``model`` is not
+    changed, and the returned module's buffers (sliced) and train/eval flags are ``model``'s.
+
     Returns:
         A new module: smaller weights, biases, norms, GDN parameters; no parametrizations
         (and the final keep-masks when ``return_masks``).
     """
     if example_inputs is None:
         raise ValueError("compact needs example_inputs to trace the model (small sizes suffice)")
+    modes = module_modes(model)
     work = copy.deepcopy(model)
     attached = masks_of(work) if has_masks(work) else {}
     detach_masks(work, apply=False)
@@ -145,4 +152,5 @@ def compact(
     if reference is not None:
         zero_pruned(reference, analysis, keep)
         compare_outputs(reference, work, example_inputs, rtol=rtol)
+    restore_modes(work, modes)
     return (work, keep) if return_masks else work

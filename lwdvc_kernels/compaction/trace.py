@@ -14,9 +14,15 @@ Rules: leaf modules -> :mod:`lwdvc_kernels.compaction.module_rules`; functions a
 (by name) -> :mod:`lwdvc_kernels.compaction.function_rules`. A call with no channel-carrying input
 (constants, shapes, grids built from ``arange``) needs no rule. A call with one and no rule
 raises :class:`UnsupportedOpError` naming the op and the module it ran in.
+
+The trace leaves the model as it was: it runs in eval mode (a defined mode: BatchNorm uses its
+running statistics, dropout is off), without gradients, and :func:`preserved_state` restores
+every module's train/eval flag and the value of every buffer the forward pass changed
+(BatchNorm statistics, user counters).
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,7 +33,43 @@ from torch.overrides import TorchFunctionMode
 
 from lwdvc_kernels.compaction.graph import ChannelGraph, UnsupportedOpError, Val
 
-__all__ = ["Tracer", "iter_tensors", "func_name", "normalize_inputs"]
+__all__ = ["Tracer", "iter_tensors", "func_name", "normalize_inputs", "preserved_state", "module_modes",
+           "restore_modes"]
+
+
+def module_modes(model: nn.Module) -> dict[str, bool]:
+    """``{qualified name: training flag}`` of every submodule of ``model`` (``""``: itself)."""
+    return {name: module.training for name, module in model.named_modules(remove_duplicate=False)}
+
+
+def restore_modes(model: nn.Module, modes: dict[str, bool]) -> None:
+    """Set the training flag of every submodule named in ``modes``; a submodule it does not name
+    (one that replaced another) takes its parent's."""
+    for name, module in model.named_modules(remove_duplicate=False):
+        if name in modes:
+            module.training = modes[name]
+        else:
+            module.training = modes.get(name.rpartition(".")[0], model.training)
+
+
+@contextlib.contextmanager
+def preserved_state(*models: nn.Module) -> Iterator[None]:
+    """Run the block with ``models`` in eval mode, then restore every submodule's train/eval flag
+    and the values of all buffers the block changed (in place, so tensor identities stay)."""
+    saved = []
+    for model in models:
+        buffers = [(t, t.detach().clone()) for t in model.buffers()]
+        saved.append((model, module_modes(model), buffers))
+        model.eval()
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for model, modes, buffers in saved:
+                restore_modes(model, modes)
+                for t, value in buffers:
+                    if t.shape == value.shape and not torch.equal(t, value):
+                        t.copy_(value)
 
 
 def iter_tensors(obj: Any) -> Iterator[torch.Tensor]:
@@ -117,7 +159,7 @@ class Tracer(TorchFunctionMode):
             handles.append(module.register_forward_pre_hook(self._pre_hook(qualname), with_kwargs=True))
             handles.append(module.register_forward_hook(self._post_hook(qualname), with_kwargs=True))
         try:
-            with torch.no_grad(), parametrize.cached():
+            with torch.no_grad(), preserved_state(self.model), parametrize.cached():
                 for qualname, module in self.model.named_modules(remove_duplicate=False):
                     for name, t in list(module.named_parameters(recurse=False)) + list(
                         module.named_buffers(recurse=False)

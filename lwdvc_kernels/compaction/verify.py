@@ -6,7 +6,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lwdvc_kernels.compaction.trace import iter_tensors, normalize_inputs
+from lwdvc_kernels.compaction.trace import iter_tensors, normalize_inputs, preserved_state
 
 __all__ = ["random_like_inputs", "compare_outputs", "output_errors", "CompactionMismatch"]
 
@@ -79,6 +79,7 @@ def compare_outputs(
     """Run both models on the same random inputs; raise if any output differs.
 
     Tolerance: ``||a - b|| <= rtol * ||a||`` per output tensor (plus a tiny absolute floor).
+    Both run in eval mode; their train/eval flags and buffers are restored afterwards.
 
     Returns:
         The worst relative error seen.
@@ -87,15 +88,9 @@ def compare_outputs(
         CompactionMismatch: naming the output index, shapes and error.
     """
     args, kwargs = random_like_inputs(example_inputs, seed)
-    modes = (reference.training, candidate.training)
-    reference.eval()
-    candidate.eval()
-    try:
+    with preserved_state(reference, candidate):
         expected = list(iter_tensors(reference(*args, **kwargs)))
         got = list(iter_tensors(candidate(*args, **kwargs)))
-    finally:
-        reference.train(modes[0])
-        candidate.train(modes[1])
     worst = 0.0
     for i, b, err, norm in output_errors(expected, got, CompactionMismatch, ("masked model", "compacted")):
         rel = err / max(norm, 1e-30)

@@ -34,6 +34,10 @@ dtypes). It is registered with ``torch.fx.wrap`` so a symbolic trace keeps it as
 dilation). Under autocast the
 offsets may arrive in another dtype than ``x`` (``conv_offset`` is autocast); the call then runs
 in autocast's dtype when the CPU kernel has it (bfloat16), else in float32.
+
+Non-finite offsets (a diverged training run) make the torchvision path raise
+:class:`~lwdvc_kernels.ops.deform_conv2d_torchvision.NonFiniteOffsetError`, whose message names
+the layer; its kernel would otherwise read out of bounds. The C++ kernel samples zeros there.
 """
 from __future__ import annotations
 
@@ -45,6 +49,7 @@ from torch import nn
 from torch.nn.modules.utils import _pair
 
 from lwdvc_kernels.ops.deform_conv2d import autocast_enabled, cpu_kernel_applies, deform_conv2d
+from lwdvc_kernels.ops.deform_conv2d_torchvision import NonFiniteOffsetError
 from lwdvc_kernels.ops.registry import AUTO, TORCHVISION
 
 __all__ = ["DeformConv2d", "deform_conv2d_for_layer"]
@@ -236,8 +241,11 @@ class DeformConv2d(nn.Module):
             expected = self.deformable_groups * 2 * self.kernel_size[0] * self.kernel_size[1]
             self._check_input("offset", offset, expected, x)
         sizes = None if self.uniform_groups else self.group_sizes
-        return deform_conv2d_for_layer(x, offset, self.weight, self.bias, self.stride, self.padding,
-                                       self.dilation, offset_group_sizes=sizes)
+        try:
+            return deform_conv2d_for_layer(x, offset, self.weight, self.bias, self.stride, self.padding,
+                                           self.dilation, offset_group_sizes=sizes)
+        except NonFiniteOffsetError as error:
+            raise NonFiniteOffsetError(f"DeformConv2d({self.extra_repr()}): {error}") from None
 
     def _check_input(self, name: str, t: torch.Tensor, channels: int, like: torch.Tensor | None) -> None:
         if not isinstance(t, torch.Tensor):

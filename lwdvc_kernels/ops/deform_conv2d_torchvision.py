@@ -1,11 +1,38 @@
 """``deform_conv2d`` through torchvision's kernel (``backend="torchvision"``): differentiable, the
-op's CUDA kernel and its kernel everywhere without the extension."""
+op's CUDA kernel and its kernel everywhere without the extension.
+
+torchvision's kernels read out of bounds (and crash the process) at a NaN sampling position, so
+non-finite offsets never reach them: :func:`deform_conv2d_torchvision` raises
+:class:`NonFiniteOffsetError` instead. (The C++ CPU kernel and the reference sample zeros at
+non-finite positions.) The check needs concrete values, so it is skipped for meta and fake
+tensors and while ``torch.compile`` / ``torch.export`` trace."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import torch
 from torch._prims_common import suggest_memory_format
+
+__all__ = ["NonFiniteOffsetError", "check_offsets_finite", "deform_conv2d_torchvision"]
+
+
+class NonFiniteOffsetError(FloatingPointError):
+    """The offsets of a deformable convolution hold NaN or inf (typically: training diverged)."""
+
+
+def check_offsets_finite(offset: torch.Tensor, where: str = "deform_conv2d") -> None:
+    """Raise :class:`NonFiniteOffsetError` when ``offset`` holds a NaN or inf (concrete tensors
+    only: nothing is checked for meta or fake tensors or while tracing)."""
+    from torch._subclasses.fake_tensor import is_fake
+
+    if offset.device.type == "meta" or torch.compiler.is_compiling() or is_fake(offset):
+        return
+    finite = torch.isfinite(offset.detach())
+    if not bool(finite.all()):
+        bad = int(finite.numel() - finite.sum())
+        raise NonFiniteOffsetError(
+            f"{where}: the offsets hold {bad} non-finite value(s) (NaN/inf); torchvision's kernel cannot "
+            "sample at them")
 
 
 def deform_conv2d_torchvision(
@@ -22,6 +49,9 @@ def deform_conv2d_torchvision(
     Uneven offset groups (``offset_group_sizes``) are run as one offset group per input channel,
     each channel given its group's offsets.
 
+    Raises:
+        NonFiniteOffsetError: ``offset`` holds a NaN or inf.
+
     Args:
         input: [N, Cin, H, W]; weight: [Cout, Cin/groups, kh, kw];
         offset: [N, 2*offset_groups*kh*kw, Ho, Wo]; bias: [Cout] or None.
@@ -32,6 +62,7 @@ def deform_conv2d_torchvision(
     """
     import torchvision  # noqa: F401  (registers torch.ops.torchvision)
 
+    check_offsets_finite(offset)
     if offset_group_sizes is not None:
         owners = [group for group, size in enumerate(offset_group_sizes) for _ in range(size)]
         owner = torch.tensor(owners, dtype=torch.long, device=offset.device)

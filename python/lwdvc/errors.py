@@ -13,7 +13,8 @@ The family:
   unreadable video, a YUV file whose size fits no frame size, a foreign model description);
   ``lwdvc.checkpoint.CheckpointError`` is one.
 * :class:`UnknownNameError` (``KeyError``) - no model or pretrained codec of that name.
-* ``lwdvc.train.TrainingDiverged`` (``RuntimeError``) - the loss or a gradient became NaN/inf.
+* ``lwdvc.train.TrainingDiverged`` (``RuntimeError``) - the loss, a gradient, the weights or values in
+  the forward pass became NaN/inf.
 
 A missing path stays ``FileNotFoundError`` (the command treats it as a user error as well).
 """

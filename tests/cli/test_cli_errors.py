@@ -109,3 +109,31 @@ def test_fresh_process_asks_for_huge_pages_unless_told_otherwise():
             env["THP_MEM_ALLOC_ENABLE"] = env_value
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
         assert out.stdout.strip().splitlines()[-1] == expected
+
+
+_TINY_RUN = ["--width", "0.125", "--frames", "2", "--crop", "64", "--batch-size", "2", "--steps", "1",
+             "--max-side", "160", "--max-frames", "3", "--threads", "1", "--seed", "0", "--no-progress"]
+
+
+def test_training_into_a_folder_with_a_checkpoint_is_refused(capsys, tiny_checkpoint, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(tiny_checkpoint, run / "checkpoint.pt")
+    before = (run / "checkpoint.pt").read_bytes()
+    err = _fails(capsys, ["train", "--out", str(run), *_TINY_RUN], "already holds a checkpoint", "--resume",
+                 "--overwrite", "another output folder")
+    assert len(err.strip().splitlines()) == 1
+    assert (run / "checkpoint.pt").read_bytes() == before
+    _fails(capsys, ["train", "--out", str(run), "--resume", "--overwrite", *_TINY_RUN], "exclude each other")
+    assert (run / "checkpoint.pt").read_bytes() == before
+
+
+def test_overwrite_replaces_an_existing_checkpoint(capsys, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"an old run")
+    assert main(["train", "--out", str(run), "--overwrite", *_TINY_RUN]) == 0
+    assert "trained 1 steps" in capsys.readouterr().out
+    assert (run / "checkpoint.pt").read_bytes() != b"an old run"

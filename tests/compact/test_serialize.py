@@ -74,3 +74,27 @@ def test_refuses_masked_model(tmp_path):
     attach_masks(model, channel_groups(model, x))
     with pytest.raises(ValueError, match="parametrizations"):
         save(model, tmp_path / "m.safetensors")
+
+
+def _nested(children: int) -> nn.Sequential:
+    """A Sequential of ``children`` layers 4 -> 4 channels: child 1 a Sequential, child 10 a ReLU,
+    so that the names "10", "11" start like the nested child's "1"."""
+    def child(i: int) -> nn.Module:
+        if i == 1:
+            return nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU())
+        return nn.ReLU() if i == 10 else nn.Conv2d(4, 4, 1)
+    return nn.Sequential(*[child(i) for i in range(children)])
+
+
+@pytest.mark.parametrize("children", [11, 12])
+def test_nested_sequential_with_ten_or_more_children_without_template(tmp_path, children):
+    torch.manual_seed(children)
+    model = _nested(children).eval()
+    save(model, tmp_path / "m")
+    loaded = load(tmp_path / "m").eval()
+    assert [type(m) for m in loaded.modules()] == [type(m) for m in model.modules()]
+    assert loaded.state_dict().keys() == model.state_dict().keys()
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
+    x = torch.randn(1, 4, 6, 6)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))

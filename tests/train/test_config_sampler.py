@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from lwdvc.errors import ConfigError
 from lwdvc.train import DCVC_HEM_LAMBDAS, TrainConfig, default_lambdas
 from lwdvc.train.sampler import StepSampler
 
@@ -26,9 +27,13 @@ def test_config_json_round_trip_and_defaults():
     ({"frames": 1}, "frames >= 2"),
     ({"width": 0.0}, "widths must be > 0"),
     ({"steps": 0}, "steps must be >= 1"),
+    ({"lr": float("inf")}, "finite numbers, got lr=inf"),
+    ({"lr": float("nan")}, "finite numbers, got lr=nan"),
+    ({"grad_clip": float("inf")}, "finite numbers, got grad_clip=inf"),
+    ({"lambdas": [85.0, 170.0, float("inf"), 840.0]}, "finite numbers, got lambdas="),
 ])
 def test_config_rejects_bad_values(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=match):
         TrainConfig(**kwargs)
 
 

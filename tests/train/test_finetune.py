@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lwdvc.errors import ConfigError
 from lwdvc.models import VideoCodec
 from lwdvc.train.finetune import PruneConfig, prune_codec
 
@@ -44,3 +45,14 @@ def test_prune_config_checks():
         PruneConfig(frames=2)
     with pytest.raises(ValueError, match="ramp must be a fraction"):
         PruneConfig(ramp=1.5)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"lr": float("inf")}, "finite numbers, got lr=inf"),
+    ({"lambda3": float("nan")}, "finite numbers, got lambda3=nan"),
+    ({"lambdas": [float("inf")]}, "finite numbers, got lambdas=\\[inf\\]"),
+    ({"lr": 0.0}, "lr must be > 0"),
+])
+def test_prune_config_rejects_non_finite_and_non_positive_settings(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        PruneConfig(**kwargs)

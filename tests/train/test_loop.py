@@ -130,3 +130,62 @@ def test_two_process_data_parallel_run(tmp_path):
     # the two ranks drew different noise / crops: their saved RNG states differ
     assert not torch.equal(payload["rng"][0]["torch"], payload["rng"][1]["torch"])
     assert result.stdout.count("trained 2 steps") == 1  # only rank 0 reports
+
+
+def test_non_finite_deformable_offsets_stop_training_as_diverged(tmp_path):
+    # FVC with a huge learning rate: its deformable convolutions get NaN offsets within a few steps.
+    args = ["train", "--out", str(tmp_path), "--family", "fvc", "--width", "0.125", "--crop", "32",
+            "--batch-size", "1", "--frames", "2", "--steps", "8", "--max-side", "128", "--max-frames", "4",
+            "--checkpoint-every", "1", "--threads", "1", "--lr", "1e3", "--no-progress"]
+    result = subprocess.run([sys.executable, "-m", "lwdvc.cli", *args], env={**ENV, "OMP_NUM_THREADS": "1"},
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.startswith("lwdvc train: error: training stopped:")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_non_finite_weights_are_never_checkpointed(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    original = torch.optim.Adam.step
+
+    def poisoned(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            with torch.no_grad():
+                self.param_groups[0]["params"][0].fill_(float("inf"))
+        return result
+
+    monkeypatch.setattr(torch.optim.Adam, "step", poisoned)
+    stop = r"model weights met non-finite values .* at step 2; .*step 1\) was kept"
+    with pytest.raises(TrainingDiverged, match=stop):
+        train(tiny_config(steps=4), tmp_path, progress=False)
+    payload = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert payload["step"] == 1
+    assert all(torch.isfinite(v).all() for v in payload["model"].values() if v.is_floating_point())
+
+
+def test_distribution_validation_of_non_finite_values_stops_training(tmp_path, capsys):
+    from lwdvc.cli import main
+
+    argv = _cli_args(tiny_config(steps=4, lr=1e6), tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lwdvc train: error: training stopped: the forward pass met non-finite values"), err
+    assert len(err.strip().splitlines()) == 1
+    payload = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert all(torch.isfinite(v).all() for v in payload["model"].values() if v.is_floating_point())
+
+
+def test_only_non_finite_distribution_arguments_count_as_divergence():
+    from lwdvc.train.loop import _non_finite_distribution_argument
+
+    def error_of(scale: float) -> ValueError:
+        try:
+            torch.distributions.Normal(torch.zeros(3), torch.full((3,), scale), validate_args=True)
+        except ValueError as error:
+            return error
+        raise AssertionError("no validation error")
+
+    assert _non_finite_distribution_argument(error_of(float("nan")))
+    assert not _non_finite_distribution_argument(error_of(-1.0))

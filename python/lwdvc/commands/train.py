@@ -38,6 +38,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("train", help=HELP, description=HELP)
     parser.add_argument("--out", required=True, help="output folder (checkpoint.pt is kept there)")
     parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start afresh and replace <out>/checkpoint.pt (without it, an existing one is refused)")
     parser.add_argument("--data", nargs="+", default=[], metavar="VIDEO",
                         help="training videos / YUV files / PNG folders (default: the embedded clips)")
     parser.add_argument("--lambdas", type=float, nargs="+", help="RD lambda per rate point")
@@ -69,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     from lwdvc.train.loop import train
 
     config = config_from_args(args)
-    result = train(config, args.out, resume=args.resume, progress=not args.no_progress)
+    result = train(config, args.out, resume=args.resume, progress=not args.no_progress,
+                   overwrite=args.overwrite)
     last = result["history"][-1] if result["history"] else None
     if int(os.environ.get("RANK", "0")) == 0:
         summary = (f"loss {last['loss']:.4f}, bpp {last['bpp']:.4f}, PSNR {last['psnr']:.2f} dB"

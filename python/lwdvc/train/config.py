@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from lwdvc.errors import ConfigError
 from lwdvc.models.video_codec import FAMILIES, check_codec_config
 
-__all__ = ["TrainConfig", "DCVC_HEM_LAMBDAS", "STAGES", "default_lambdas"]
+__all__ = ["TrainConfig", "DCVC_HEM_LAMBDAS", "STAGES", "default_lambdas", "check_finite_fields"]
 
 #: Rate-distortion lambdas of DCVC-HEM's four rate points (MSE on [0, 1] frames).
 DCVC_HEM_LAMBDAS = (85.0, 170.0, 380.0, 840.0)
@@ -27,6 +28,19 @@ def default_lambdas(rate_points: int) -> list[float]:
         return [380.0]
     low, high = DCVC_HEM_LAMBDAS[0], DCVC_HEM_LAMBDAS[-1]
     return [low * (high / low) ** (i / (rate_points - 1)) for i in range(rate_points)]
+
+
+def check_finite_fields(config: Any) -> None:
+    """Raise :class:`ConfigError` naming every numeric field of the dataclass ``config`` (or number
+    in a list/tuple field) that is NaN or infinite."""
+    bad = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isfinite(v) for v in values):
+            bad.append(f"{f.name}={value}")
+    if bad:
+        raise ConfigError(f"settings must be finite numbers, got {', '.join(bad)}")
 
 
 @dataclass
@@ -91,6 +105,7 @@ class TrainConfig:
     init: str | None = None
 
     def __post_init__(self) -> None:
+        check_finite_fields(self)
         if self.intra_width is None:
             self.intra_width = self.width
         codec = self.codec_config()  # validates family and widths

@@ -31,7 +31,7 @@ from lwdvc.distill import LayerwiseDistiller
 from lwdvc.errors import ConfigError
 from lwdvc.models.video_codec import VideoCodec
 from lwdvc.prune import MODES, Pruner, finalize
-from lwdvc.train.config import default_lambdas
+from lwdvc.train.config import check_finite_fields, default_lambdas
 from lwdvc.train.data import training_dataset
 from lwdvc.train.loop import TrainingDiverged
 from lwdvc.train.sampler import StepSampler
@@ -84,6 +84,11 @@ class PruneConfig:
     frames: int = 3  # GOP length of a training item: an I-frame and frames - 1 >= 2 P-frames
 
     def __post_init__(self) -> None:
+        check_finite_fields(self)
+        if not self.lr > 0 or not self.lambda3 >= 0:
+            raise ConfigError(f"lr must be > 0 and lambda3 >= 0, got lr={self.lr}, lambda3={self.lambda3}")
+        if self.lambdas is not None and any(not v > 0 for v in self.lambdas):
+            raise ConfigError(f"lambdas must be > 0, got {self.lambdas}")
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
         if not 0.0 < self.target < 1.0:

@@ -2,11 +2,16 @@
 
 ``train(config, out_dir)`` trains a :class:`~lwdvc.models.video_codec.VideoCodec` and keeps one
 checkpoint, ``<out_dir>/checkpoint.pt``, written atomically every ``checkpoint_every`` steps and
-at the end. ``resume=True`` continues from it and reproduces the uninterrupted run: the model,
+at the end. A folder that already holds one is refused unless the run resumes it or
+``overwrite=True`` replaces it. ``resume=True`` continues from it and reproduces the uninterrupted run: the model,
 optimiser, scheduler, every rank's torch/numpy/python RNG state and the sampler position (a
 function of the step) are restored. Run it under ``torchrun --nproc_per_node K`` for K data-parallel
-processes (gloo on CPU). A non-finite loss or gradient stops the run with
-:class:`TrainingDiverged` and leaves the last good checkpoint in place.
+processes (gloo on CPU). A non-finite loss or gradient, non-finite values met in the forward pass
+(offsets reaching a deformable convolution,
+:class:`~lwdvc_kernels.ops.deform_conv2d_torchvision.NonFiniteOffsetError`, or parameters of a
+``torch.distributions`` distribution, whose validation raises ``ValueError``) or model weights
+that are not all finite when a checkpoint is due stop the run with :class:`TrainingDiverged`
+and leave the last good checkpoint in place: a checkpoint is only written with finite weights.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ from lwdvc.checkpoint import (
     save_atomic,
     set_rng_state,
 )
-from lwdvc.errors import ConfigError, UserError
+from lwdvc.errors import BadArgumentError, ConfigError, UserError
 from lwdvc.metrics import psnr_from_mse
 from lwdvc.models.video_codec import VideoCodec
 from lwdvc.train.config import TrainConfig
@@ -38,6 +43,7 @@ from lwdvc.train.data import training_dataset
 from lwdvc.train.distributed import DistContext
 from lwdvc.train.objective import RDObjective, check_motion_stage
 from lwdvc.train.sampler import StepSampler
+from lwdvc_kernels.ops.deform_conv2d_torchvision import NonFiniteOffsetError
 
 __all__ = ["train", "TrainingDiverged", "CHECKPOINT_NAME", "load_init_weights"]
 
@@ -45,7 +51,8 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 
 class TrainingDiverged(UserError, RuntimeError):
-    """The loss or the gradient became NaN/inf; the last good checkpoint was kept."""
+    """The loss, the gradient, the weights or values in the forward pass became NaN/inf; the last
+    good checkpoint was kept."""
 
 
 def _seed_everything(seed: int) -> None:
@@ -112,8 +119,14 @@ def _build_state(config: TrainConfig, ctx: DistContext):
     return codec, optimizer, scheduler
 
 
+def _non_finite_weights(codec: VideoCodec) -> list[str]:
+    """Names of the model's floating-point tensors that hold a NaN or inf."""
+    return [name for name, t in codec.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+
+
 def _save(path: str, config: TrainConfig, codec: VideoCodec, optimizer, scheduler, step: int,
           sampler: StepSampler, history: list[dict], ctx: DistContext) -> None:
+    """Write the checkpoint (the caller has checked that the weights are finite)."""
     states = ctx.gather(rng_state())
     if ctx.is_main:
         save_atomic({
@@ -126,7 +139,7 @@ def _save(path: str, config: TrainConfig, codec: VideoCodec, optimizer, schedule
 
 
 def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
-          progress: bool = True) -> dict[str, Any]:
+          progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Train (or continue training) a codec.
 
     Args:
@@ -134,6 +147,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
         out_dir: folder of ``checkpoint.pt``.
         resume: continue from ``<out_dir>/checkpoint.pt`` (its codec must match ``config``).
         progress: show a tqdm bar (main rank only).
+        overwrite: start afresh even though ``<out_dir>/checkpoint.pt`` exists (it is replaced).
 
     Returns:
         ``{"step", "checkpoint", "history"}`` of the finished run.
@@ -141,10 +155,20 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     Raises:
         TrainingDiverged: the loss or gradient stopped being finite.
         CheckpointError: ``resume`` without a usable checkpoint, or one of another codec.
+        BadArgumentError: ``out_dir`` already holds a checkpoint and neither ``resume`` nor
+            ``overwrite`` is set (or both are).
     """
+    out_dir = os.fspath(out_dir)
+    path = os.path.join(out_dir, CHECKPOINT_NAME)
+    if resume and overwrite:
+        raise BadArgumentError("resume and overwrite exclude each other: resume continues the checkpoint, "
+                               "overwrite replaces it")
+    if not resume and not overwrite and os.path.exists(path):
+        raise BadArgumentError(f"{out_dir} already holds a checkpoint ({path}); pass --resume to continue it, "
+                               "--overwrite to replace it, or choose another output folder")
     ctx = DistContext.from_env()
     try:
-        return _train(config, os.fspath(out_dir), resume, progress, ctx)
+        return _train(config, out_dir, resume, progress, ctx)
     finally:
         ctx.close()
 
@@ -186,9 +210,13 @@ def _train(config: TrainConfig, out_dir: str, resume: bool, progress: bool,
         group = torch.stack([dataset[i] for i in sampler.indices(step)])
         rate = torch.randint(codec.num_rates, (group.shape[0],))
         objective.rate_weight = config.rate_weight(step)
-        out = model(group, rate)
-        stats = ctx.all_sum(torch.stack([out["loss"].detach(), out["bpp"], out["mse"],
-                                         (~torch.isfinite(out["loss"].detach())).float()]))
+        out, failure = _forward(model, group, rate)
+        local = (torch.tensor([float("nan")] * 3 + [1.0]) if out is None else
+                 torch.stack([out["loss"].detach(), out["bpp"], out["mse"],
+                              (~torch.isfinite(out["loss"].detach())).float()]))
+        stats = ctx.all_sum(local)  # every rank takes part, also the one whose forward failed
+        if failure is not None:
+            _diverged(bar, "forward pass", float("nan"), step, path, last_saved, detail=str(failure))
         if stats[3] > 0 or not torch.isfinite(stats[:3]).all():
             _diverged(bar, "loss", stats[0] / ctx.world, step, path, last_saved)
         optimizer.zero_grad(set_to_none=True)
@@ -206,15 +234,48 @@ def _train(config: TrainConfig, out_dir: str, resume: bool, progress: bool,
         bar.set_postfix(loss=f"{loss:.4f}", bpp=f"{bpp:.3f}", psnr=f"{float(psnr_from_mse(mse)):.2f}")
         bar.update(1)
         if step % config.checkpoint_every == 0 or step == config.steps:
+            bad = _non_finite_weights(codec)
+            if ctx.all_sum(torch.tensor([float(len(bad))]))[0] > 0:
+                what = f"{len(bad)} tensor(s), e.g. {bad[0]}" if bad else "on another process"
+                _diverged(bar, "model weights", float("nan"), step - 1, path, last_saved, detail=what)
             _save(path, config, codec, optimizer, scheduler, step, sampler, history, ctx)
             last_saved = step
     bar.close()
     return {"step": step, "checkpoint": path, "history": history, "codec": codec}
 
 
-def _diverged(bar, what: str, value, step: int, path: str, last_saved: int | None) -> None:
+def _forward(model, group: torch.Tensor, rate: torch.Tensor) -> tuple[dict | None, Exception | None]:
+    """``(model(group, rate), None)``, or ``(None, error)`` when the forward pass met non-finite
+    values it cannot compute with (a diverged model)."""
+    try:
+        return model(group, rate), None
+    except NonFiniteOffsetError as error:
+        return None, error
+    except ValueError as error:
+        if not _non_finite_distribution_argument(error):
+            raise
+        return None, ValueError(str(error).split(", but found invalid values")[0].strip())
+
+
+def _non_finite_distribution_argument(error: ValueError) -> bool:
+    """True when ``error`` is a ``torch.distributions`` validation error about a parameter or
+    value holding NaN/inf (its check's ``value``), not another bad argument."""
+    root = os.path.dirname(torch.distributions.__file__) + os.sep
+    tb = error.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_filename.startswith(root):
+            value = frame.f_locals.get("value")
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                return True
+        tb = tb.tb_next
+    return False
+
+
+def _diverged(bar, what: str, value, step: int, path: str, last_saved: int | None, detail: str = "") -> None:
     bar.close()
     kept = (f"the last good checkpoint {path} (step {last_saved}) was kept" if last_saved is not None
             else "no checkpoint had been written yet")
-    raise TrainingDiverged(f"training stopped: the {what} became {float(value)} at step {step + 1}; "
+    became = f"met non-finite values ({detail})" if detail else f"became {float(value)}"
+    raise TrainingDiverged(f"training stopped: the {what} {became} at step {step + 1}; "
                            f"{kept}. Lower the learning rate or the lambdas and resume.")
