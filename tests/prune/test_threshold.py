@@ -49,6 +49,8 @@ def test_masks_follow_the_thresholds(mode):
     assert pruned_any
     assert 0.0 < metrics["mac_reduction"] == pytest.approx(pruner.mac_reduction())
     assert metrics["threshold/" + pruner.groups[0].key] == 0.0
+    # an explicit update with another target keeps following the thresholds (no top-k)
+    assert pruner.update_masks(0.9) == pytest.approx(metrics["mac_reduction"])
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)

@@ -232,10 +232,7 @@ class Pruner:
         for p in self._params:
             p.beta = self._beta
         if self._step % self.update_every == 0:
-            if self.selector is None:
-                self.update_masks(self.target_at(self._step))
-            else:
-                self.update_threshold_masks(self.target_at(self._step))
+            self.update_masks(self.target_at(self._step))
         else:
             self._flips = 0
         self._step += 1
@@ -243,7 +240,12 @@ class Pruner:
 
     @torch.no_grad()
     def update_masks(self, target: float) -> float:
-        """Recompute every mask for a MAC-reduction ``target``; returns the exact reduction."""
+        """Recompute every mask for a MAC-reduction ``target``; returns the exact reduction.
+
+        ``threshold`` selection: :meth:`update_threshold_masks` (``target`` is then only the value
+        the proxy loss pulls towards)."""
+        if self.selector is not None:
+            return self.update_threshold_masks(target)
         order: list[tuple[float, int, int]] = []
         for gi, (g, scorer) in enumerate(zip(self.groups, self._scorers)):
             importance = normalise_per_group(scorer.norms())
