@@ -56,3 +56,18 @@ def test_prune_config_checks():
 def test_prune_config_rejects_non_finite_and_non_positive_settings(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         PruneConfig(**kwargs)
+
+
+@pytest.mark.slow
+def test_threshold_selection_trains_the_thresholds_and_reports_the_masks_reduction():
+    torch.manual_seed(0)
+    teacher = VideoCodec("dcvc_hem", width=0.125).eval()
+    config = PruneConfig(steps=3, crop=64, batch_size=2, max_side=160, max_frames=3, threads=1, ramp=0.0,
+                         ald=False, selection="threshold", threshold_lr=0.5)
+    result = prune_codec(teacher, config, progress=False)
+    pruner = result["pruner"]
+    assert pruner.selection == "threshold"
+    assert all(float(t.detach()) > -3.0 for t in pruner.parameters())  # the optimiser moved them up
+    assert [row["prune_loss"] > 0 for row in result["history"]] == [True] * 3
+    assert "proxy_mac_reduction" in result["history"][-1]
+    assert result["compaction"]["mac_reduction"] == pytest.approx(pruner.mac_reduction(), abs=1e-9)

@@ -29,6 +29,11 @@ def add_prune_options(parser: argparse.ArgumentParser, steps: int = 300, crop: i
     parser.add_argument("--round-to", type=int, default=1,
                         help="every pruned group keeps a multiple of this many channels "
                              "(within the MAC target; 8 or 16 suit CPU SIMD widths)")
+    parser.add_argument("--selection", default="budget", choices=("budget", "threshold"),
+                        help="mask selection: budget (global top-k meeting the MAC target, default) or threshold "
+                             "(learnable per-group thresholds with a sigmoid sparsity proxy, as in the paper)")
+    parser.add_argument("--threshold-lr", type=float, default=0.05,
+                        help="learning rate of the thresholds (--selection threshold; default 0.05)")
     parser.add_argument("--keep-dense", nargs="+", default=[], metavar="MODULE",
                         help="P-frame decoder modules never pruned (their MACs still count in the target's dense "
                              "total), e.g. mv_decoder")
@@ -41,7 +46,8 @@ def prune_config(args: argparse.Namespace, mode: str, ald: bool):
                        crop=args.crop,
                        batch_size=args.batch_size, max_side=args.train_max_side, max_frames=args.train_max_frames,
                        data=list(args.data), seed=args.seed, threads=args.threads, round_to=args.round_to,
-                       keep_dense=list(args.keep_dense),
+                       keep_dense=list(args.keep_dense), selection=args.selection,
+                       threshold_lr=args.threshold_lr,
                        frames=1 + args.train_p_frames)
 
 

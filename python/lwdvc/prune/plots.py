@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 __all__ = ["plot_training_curves", "plot_run_comparison"]
 
 _PANELS = (
-    ("MAC reduction", ("mac_reduction", "target_now", "target")),
+    ("MAC reduction", ("mac_reduction", "proxy_mac_reduction", "target_now", "target")),
     ("schedules", ("beta", "lambda3")),
     ("mask flips per update", ("mask_flips",)),
     ("losses", ("loss", "rd_loss", "bpp", "mse", "ald_loss", "prune_loss")),

@@ -9,7 +9,10 @@ Per step (``pruner.step()`` before the forward pass):
    producer weights of the channel, normalised to mean 1 per group; cost: the MACs one channel
    of the group takes from the dense decoder), and the shortest prefix of that ranking whose
    removal reaches the current target (a sigmoid ramp from 0 to ``target_mac_reduction``) is
-   pruned, measured with the analyses' exact ``macs(kept)``.
+   pruned, measured with the analyses' exact ``macs(kept)`` (``selection="budget"``, default); or
+   (``selection="threshold"``) every group keeps the channels whose normalised importance is
+   above its learnable threshold, and :meth:`Pruner.loss` pulls a MAC-weighted sigmoid sparsity
+   proxy towards the ramped target (:mod:`lwdvc.prune.threshold`).
 
 Masks go through the ``MaskedWeight`` parametrization of :mod:`lwdvc_kernels.masking`, i.e.
 ``torch.ops.lwdvc.masked_weight``. See docs/method/pruning.md for the full rule.
@@ -25,12 +28,14 @@ from torch import nn
 from lwdvc.prune.budget import MacBudget, PrunedGroup
 from lwdvc.prune.importance import GroupScorer, normalise_per_group
 from lwdvc.prune.scope import PruneConfigError, analyse_modules, check_target, resolve_modules
+from lwdvc.prune.threshold import ThresholdSelector, check_threshold_options, protected_channels, standardise_per_group
 from lwdvc.schedules import SigmoidSchedule, beta_schedule, target_ramp
 from lwdvc_kernels.masking import BatchedMaskedWeights, MaskedWeight, attach_masks, masked_weights
 
-__all__ = ["Pruner", "MODES"]
+__all__ = ["Pruner", "MODES", "SELECTIONS"]
 
 MODES = ("ste", "mask", "gd", "wd")
+SELECTIONS = ("budget", "threshold")
 
 
 class Pruner:
@@ -45,6 +50,14 @@ class Pruner:
             small spatial sizes suffice (MAC fractions do not depend on them).
         target_mac_reduction: fraction of the modules' dense MACs to remove, in (0, 1).
         mode: ``"gd"`` (gradient decay, default), ``"ste"``, ``"mask"`` or ``"wd"``.
+        selection: how the masks are chosen: ``"budget"`` (default: global top-k by
+            importance / MAC cost meeting the ramped target exactly at every update) or
+            ``"threshold"`` (a learnable threshold per group on the normalised importances,
+            pulled towards the ramped target by a sigmoid sparsity proxy in :meth:`loss`; train
+            :meth:`parameters` with the model). See :mod:`lwdvc.prune.threshold`.
+        threshold_tau: ``threshold`` selection: sigmoid temperature of the proxy.
+        threshold_lambda: ``threshold`` selection: lambda2 of ``lambda2 * (proxy - target(t))^2``.
+        threshold_init: ``threshold`` selection: initial threshold of every group.
         total_steps: T, the fine-tuning length in steps (the beta decay spans it).
         update_every: recompute the masks every this many steps.
         ramp_steps: steps over which the target ramps from 0 up (default ``total_steps // 2``;
@@ -74,6 +87,7 @@ class Pruner:
         *,
         target_mac_reduction: float = 0.65,
         mode: str = "gd",
+        selection: str = "budget",
         total_steps: int = 1000,
         update_every: int = 1,
         ramp_steps: int | None = None,
@@ -86,10 +100,17 @@ class Pruner:
         weight_decay: float = 1e-2,
         round_to: int = 1,
         keep_dense: Sequence[str] = (),
+        threshold_tau: float = 0.4,
+        threshold_lambda: float = 10.0,
+        threshold_init: float = -3.0,
     ) -> None:
         self.target = check_target(target_mac_reduction)
         if mode not in MODES:
             raise PruneConfigError(f"mode must be one of {MODES}, got {mode!r}")
+        if selection not in SELECTIONS:
+            raise PruneConfigError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+        check_threshold_options(threshold_tau, threshold_lambda, threshold_init)
+        self.selection = selection
         for label, value in (("total_steps", total_steps), ("update_every", update_every)):
             if not isinstance(value, int) or value < 1:
                 raise PruneConfigError(f"{label} must be a positive int, got {value!r}")
@@ -154,6 +175,12 @@ class Pruner:
         self.batched = BatchedMaskedWeights(model)
         self._scorers = [GroupScorer.from_group(self.scope[g.module][1], self.analyses[g.module][g.name])
                          for g in self.groups]
+        self.selector: ThresholdSelector | None = None
+        if selection == "threshold":
+            self.selector = ThresholdSelector(self.groups, self.budget.dense_macs, tau=threshold_tau,
+                                              lambda2=threshold_lambda, init=threshold_init, round_to=round_to)
+        self._importances: list[torch.Tensor] | None = None
+        self._proxy = 0.0
         self._step = 0
         self._beta = beta0
         self._current_target = 0.0
@@ -176,6 +203,11 @@ class Pruner:
         if self.mode == "gd":
             return self.beta_schedule(step)
         return 0.0 if self.mode == "mask" else 1.0
+
+    def parameters(self) -> list[nn.Parameter]:
+        """The pruner's own trainable parameters: the thresholds in ``threshold`` selection
+        (one scalar per group, in ``self.groups`` order), none in ``budget`` selection."""
+        return [] if self.selector is None else list(self.selector.thresholds)
 
     def target_at(self, step: int) -> float:
         """The MAC-reduction target in force at ``step``."""
@@ -208,17 +240,18 @@ class Pruner:
 
     @torch.no_grad()
     def update_masks(self, target: float) -> float:
-        """Recompute every mask for a MAC-reduction ``target``; returns the exact reduction."""
+        """Recompute every mask for a MAC-reduction ``target``; returns the exact reduction.
+
+        ``threshold`` selection: :meth:`update_threshold_masks` (``target`` is then only the value
+        the proxy loss pulls towards)."""
+        if self.selector is not None:
+            return self.update_threshold_masks(target)
         order: list[tuple[float, int, int]] = []
         for gi, (g, scorer) in enumerate(zip(self.groups, self._scorers)):
             importance = normalise_per_group(scorer.norms())
-            free = g.free.nonzero().flatten()
-            protect = max(0, g.min_kept - int(g.fixed.sum()))
-            ranked = free[torch.argsort(importance[free], descending=True, stable=True)]
-            protected = torch.zeros(g.size, dtype=torch.bool)
-            protected[ranked[:protect]] = True
-            for units, keep in g.layers:  # every producing layer keeps its best free channels
-                protected[units[torch.argsort(importance[units], descending=True, stable=True)[:keep]]] = True
+            protected = protected_channels(g, importance)
+            ranked = g.free.nonzero().flatten()
+            ranked = ranked[torch.argsort(importance[ranked], descending=True, stable=True)]
             cost = (g.cost / self._mean_cost) ** self.cost_exponent if g.cost > 0 else float("inf")
             for ch in ranked[~protected[ranked]].tolist():
                 order.append((float(importance[ch]) / cost, gi, ch))
@@ -234,24 +267,44 @@ class Pruner:
         self._current_target, self._reduction = target, reduction
         return reduction
 
+    @torch.no_grad()
+    def update_threshold_masks(self, target: float) -> float:
+        """``threshold`` selection: masks ``1[s_i > t_g]`` (floors and ``round_to`` kept) from the
+        current importances; ``target`` is the ramped target :meth:`loss` pulls the proxy to.
+        Returns the exact MAC reduction of the new masks (whatever the thresholds give)."""
+        self._importances = [standardise_per_group(scorer.norms()) for scorer in self._scorers]
+        flips = 0
+        for g, keep in zip(self.groups, self.selector.masks(self._importances)):
+            new = keep.to(device=g.mask.device, dtype=g.mask.dtype)
+            flips += int((new != g.mask).sum())
+            g.mask.copy_(new)
+        self._flips, self._flips_total = flips, self._flips_total + flips
+        self._current_target, self._reduction = target, self.mac_reduction()
+        self._proxy = float(self.selector.proxy(self._importances))
+        return self._reduction
+
     def loss(self) -> torch.Tensor:
         """The pruning term of the total loss (the lambda2 slot).
 
         ``wd`` mode: ``weight_decay / 2 * sum ||(1 - m) * w||^2`` over every masked producer
-        tensor (its gradient ``weight_decay * w`` on pruned weights pulls them to zero); a zero
-        scalar in the other modes.
+        tensor (its gradient ``weight_decay * w`` on pruned weights pulls them to zero).
+        ``threshold`` selection adds ``threshold_lambda * (proxy - target(t))^2`` with the
+        importances of the last mask update (gradient to the thresholds only). Zero otherwise.
         """
         device = next((p.mask.device for p in self._params), torch.device("cpu"))
         total = torch.zeros((), device=device)
+        if self.selector is not None and self._importances is not None:
+            total = total + self.selector.loss(self._importances, self._current_target).to(device)
         if self.mode != "wd" or self.weight_decay == 0:
             return total
+        decay = torch.zeros((), device=device)
         for owner, tensor, param in _mask_params_with_owner(self.scope):
             weight = owner.parametrizations[tensor].original
             shape = [1] * weight.dim()
             shape[param.dim] = -1
             pruned = (1.0 - param.effective_mask()).view(shape)
-            total = total + (weight * pruned).square().sum()
-        return 0.5 * self.weight_decay * total
+            decay = decay + (weight * pruned).square().sum()
+        return total + 0.5 * self.weight_decay * decay
 
     # ------------------------------------------------------------------ observability
     def kept_masks(self) -> dict[str, dict[str, torch.Tensor]]:
@@ -271,7 +324,10 @@ class Pruner:
         Keys: ``step``, ``target`` (final), ``target_now`` (ramped), ``mac_reduction``, ``macs``,
         ``dense_macs``, ``beta``, ``mask_flips`` (channels that switched at the last update),
         ``mask_flips_total``, ``kept_channels``, ``prunable_channels`` and
-        ``sparsity/<module>/<group>`` (pruned fraction of each group).
+        ``sparsity/<module>/<group>`` (pruned fraction of each group). ``threshold`` selection
+        adds ``proxy_mac_reduction`` (the MAC-weighted sigmoid proxy at the last update; compare
+        with the hard masks' ``mac_reduction`` and ``target_now``: runaway sparsity shows as
+        ``mac_reduction`` overshooting the target) and ``threshold/<module>/<group>``.
         """
         kept = sum(int((g.mask > 0.5).sum()) for g in self.groups)
         out = {
@@ -283,14 +339,21 @@ class Pruner:
         }
         for g in self.groups:
             out[f"sparsity/{g.key}"] = 1.0 - float((g.mask > 0.5).sum()) / g.size
+        if self.selector is not None:
+            out["proxy_mac_reduction"] = self._proxy
+            for g, t in zip(self.groups, self.selector.thresholds):
+                out[f"threshold/{g.key}"] = float(t.detach())
         return out
 
     state = metrics
 
     def state_dict(self) -> dict[str, Any]:
-        """Step counter, flip count and masks (to resume fine-tuning)."""
-        return {"step": self._step, "flips_total": self._flips_total,
-                "masks": {g.key: g.mask.detach().cpu().clone() for g in self.groups}}
+        """Step counter, flip count, masks and (``threshold`` selection) thresholds, to resume."""
+        state = {"step": self._step, "flips_total": self._flips_total,
+                 "masks": {g.key: g.mask.detach().cpu().clone() for g in self.groups}}
+        if self.selector is not None:
+            state["thresholds"] = {g.key: float(t.detach()) for g, t in zip(self.groups, self.selector.thresholds)}
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` (same model, modules and example input shapes)."""
@@ -303,12 +366,21 @@ class Pruner:
                 if masks[g.key].shape != g.mask.shape:
                     raise ValueError(f"{g.key}: mask {tuple(masks[g.key].shape)} != {tuple(g.mask.shape)}")
                 g.mask.copy_(masks[g.key])
+        thresholds = state.get("thresholds", {})
+        if thresholds and self.selector is None:
+            raise ValueError("the state has thresholds but this pruner uses budget selection")
+        if self.selector is not None:
+            with torch.no_grad():
+                for g, t in zip(self.groups, self.selector.thresholds):
+                    if g.key in thresholds:
+                        t.fill_(float(thresholds[g.key]))
         self._step, self._flips_total = int(state["step"]), int(state["flips_total"])
         self._reduction = self.mac_reduction()
 
     def __repr__(self) -> str:
-        return (f"Pruner(mode={self.mode!r}, target={self.target}, modules={list(self.scope)}, "
-                f"groups={len(self.groups)}, step={self._step}, mac_reduction={self._reduction:.4f})")
+        return (f"Pruner(mode={self.mode!r}, selection={self.selection!r}, target={self.target}, "
+                f"modules={list(self.scope)}, groups={len(self.groups)}, step={self._step}, "
+                f"mac_reduction={self._reduction:.4f})")
 
 
 def _mask_params_with_owner(scope: dict[str, tuple[str, nn.Module]]):

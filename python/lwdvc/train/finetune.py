@@ -13,7 +13,7 @@ student's state, so teacher and student see identical inputs; the distiller accu
 features of all P-frame calls of a step.
 
 Loss per step: sum over the P-frames of ``lambda[rate] * MSE + bpp`` ``+ pruner.loss()`` (``wd``
-mode) ``+ lambda3(t) * L_ALD``.
+mode, ``threshold`` selection's proxy term) ``+ lambda3(t) * L_ALD``.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from lwdvc.distill import LayerwiseDistiller
 from lwdvc.errors import ConfigError
 from lwdvc.models.video_codec import VideoCodec
-from lwdvc.prune import MODES, Pruner, finalize
+from lwdvc.prune import MODES, SELECTIONS, Pruner, finalize
 from lwdvc.train.config import check_finite_fields, default_lambdas
 from lwdvc.train.data import training_dataset
 from lwdvc.train.loop import TrainingDiverged
@@ -46,6 +46,11 @@ class PruneConfig:
     Attributes:
         target: decoder MAC reduction to reach (0.65 = 65 % fewer MACs).
         mode: gradient mode of pruned weights: "gd" (gradient decay), "ste", "mask", "wd".
+        selection: how the masks are chosen: "budget" (global top-k meeting the ramped MAC target
+            at every update) or "threshold" (learnable per-group thresholds pulled towards the
+            target by a sigmoid sparsity proxy; the final MAC reduction is what the masks give).
+        threshold_lr: Adam learning rate of the thresholds ("threshold" selection).
+        threshold_tau, threshold_lambda: the proxy's sigmoid temperature and loss weight lambda2.
         ald: add adaptive layer-wise distillation from the dense teacher.
         lambda3: initial distillation weight (decays along a sigmoid).
         steps: fine-tuning steps; lr: Adam learning rate of the P-frame codec.
@@ -64,6 +69,10 @@ class PruneConfig:
 
     target: float = 0.65
     mode: str = "gd"
+    selection: str = "budget"
+    threshold_lr: float = 0.05
+    threshold_tau: float = 0.4
+    threshold_lambda: float = 10.0
     ald: bool = True
     lambda3: float = 1.0
     steps: int = 300
@@ -91,6 +100,10 @@ class PruneConfig:
             raise ConfigError(f"lambdas must be > 0, got {self.lambdas}")
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.selection not in SELECTIONS:
+            raise ConfigError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
+        if not float(self.threshold_lr) > 0:
+            raise ConfigError(f"threshold_lr must be > 0, got {self.threshold_lr}")
         if not 0.0 < self.target < 1.0:
             raise ConfigError(f"target must be in (0, 1), got {self.target}")
         for name in ("steps", "batch_size", "log_every", "round_to"):
@@ -158,9 +171,10 @@ def prune_codec(teacher: VideoCodec, config: PruneConfig, progress: bool = True,
         raise ConfigError(f"{len(lambdas)} lambdas for a codec with {teacher.num_rates} rate points")
     lam = torch.tensor(lambdas, dtype=torch.float32)
     pruner = Pruner.for_codec(student.inter, frame_size=config.analysis_size, target_mac_reduction=config.target,
-                              mode=config.mode, total_steps=config.steps,
+                              mode=config.mode, selection=config.selection, total_steps=config.steps,
                               ramp_steps=int(round(config.ramp * config.steps)), round_to=config.round_to,
-                              keep_dense=list(config.keep_dense))
+                              keep_dense=list(config.keep_dense), threshold_tau=config.threshold_tau,
+                              threshold_lambda=config.threshold_lambda)
     distiller = None
     if config.ald:
         layers = executed_decoder_modules(student, config.crop, config.frames - 1)
@@ -172,7 +186,10 @@ def prune_codec(teacher: VideoCodec, config: PruneConfig, progress: bool = True,
     params = [p for p in student.inter.parameters()]
     for p in params:
         p.requires_grad_(True)
-    optimizer = torch.optim.Adam([p for p in params if p.requires_grad], lr=config.lr)
+    groups = [{"params": [p for p in params if p.requires_grad]}]
+    if pruner.parameters():  # "threshold" selection: the per-group thresholds, at their own rate
+        groups.append({"params": pruner.parameters(), "lr": config.threshold_lr})
+    optimizer = torch.optim.Adam(groups, lr=config.lr)
     dataset = training_dataset(config)
     sampler = StepSampler(len(dataset), config.batch_size, config.seed)
     history: list[dict] = []

@@ -53,8 +53,8 @@ def compact_prune_state(path: str | os.PathLike, round_to: int | None = None, ve
     config = PruneConfig(**json.loads(payload["prune_config"]))
     student = VideoCodec.from_config(json.loads(payload["codec"]))
     pruner = Pruner.for_codec(student.inter, frame_size=config.analysis_size, target_mac_reduction=config.target,
-                              mode=config.mode, total_steps=config.steps, round_to=config.round_to,
-                              keep_dense=list(config.keep_dense))
+                              mode=config.mode, selection=config.selection, total_steps=config.steps,
+                              round_to=config.round_to, keep_dense=list(config.keep_dense))
     student.load_state_dict(payload["model"])
     pruner.load_state_dict(payload["pruner"])
     small, report = finalize(pruner, round_to=round_to, verify=verify, return_report=True)
