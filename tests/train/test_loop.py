@@ -165,16 +165,34 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path, monkeypatch):
     assert all(torch.isfinite(v).all() for v in payload["model"].values() if v.is_floating_point())
 
 
-def test_distribution_validation_of_non_finite_values_stops_training(tmp_path, capsys):
+def test_a_huge_learning_rate_stops_training_with_one_line(tmp_path, capsys):
+    """However the run diverges (a NaN loss, non-finite weights or a distribution's validation of
+    NaN arguments, depending on the step the values blow up at), the user sees one line."""
     from lwdvc.cli import main
 
     argv = _cli_args(tiny_config(steps=4, lr=1e6), tmp_path)
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("lwdvc train: error: training stopped: the forward pass met non-finite values"), err
+    assert err.startswith("lwdvc train: error: training stopped: "), err
     assert len(err.strip().splitlines()) == 1
     payload = load_checkpoint(tmp_path / "checkpoint.pt")
     assert all(torch.isfinite(v).all() for v in payload["model"].values() if v.is_floating_point())
+
+
+def test_distribution_validation_of_non_finite_values_stops_training(tmp_path, monkeypatch):
+    forward = RDObjective.forward
+    calls = []
+
+    def failing_at_step_two(self, group, rate):
+        calls.append(1)
+        if len(calls) == 2:  # what torch.distributions raises when a scale became NaN
+            torch.distributions.Normal(torch.zeros(1), torch.full((1,), float("nan")), validate_args=True)
+        return forward(self, group, rate)
+
+    monkeypatch.setattr(RDObjective, "forward", failing_at_step_two)
+    with pytest.raises(TrainingDiverged, match="the forward pass met non-finite values"):
+        train(tiny_config(steps=4), tmp_path, progress=False)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 1
 
 
 def test_only_non_finite_distribution_arguments_count_as_divergence():
