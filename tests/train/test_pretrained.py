@@ -44,17 +44,25 @@ def test_missing_weights_file(tmp_path):
         load_weights(tmp_path / "bad.json")
 
 
-@pytest.mark.skipif("dcvc_hem_w025" not in available_pretrained(), reason="teacher weights not shipped")
-def test_shipped_teacher_codes_the_held_out_clip():
+@pytest.mark.parametrize("name", ["dcvc_hem_w025", "dcvc_hem_w025_v2"])
+def test_shipped_teachers_code_the_held_out_clip(name):
     from lwdvc.data import PaddedSequence, default_sequences
     from lwdvc.eval import GopSettings, code_sequence
 
-    codec = pretrained("dcvc_hem_w025")
+    assert name in available_pretrained()
+    codec = pretrained(name)
     assert codec.config == {"family": "dcvc_hem", "width": 0.25, "intra_width": 0.25, "anchors": 4}
-    assert (WEIGHTS_DIR / "dcvc_hem_w025.safetensors").stat().st_size < 12e6
+    assert (WEIGHTS_DIR / f"{name}.safetensors").stat().st_size < 12e6
     sequence = PaddedSequence(default_sequences("test", max_frames=2)[0])
     low = code_sequence(codec, sequence, 0, GopSettings(gop=2, frames=2))
     high = code_sequence(codec, sequence, 3, GopSettings(gop=2, frames=2))
     assert high["bpp"] > low["bpp"] and high["psnr"] > low["psnr"]
     # A trained codec: the held-out clip codes at about 22 dB (an untrained one gives 8-10 dB).
     assert low["psnr"] > 20.0
+
+
+def test_the_newest_teacher_is_the_default():
+    from lwdvc.commands.common import DEFAULT_MODEL
+
+    assert DEFAULT_MODEL == "pretrained:dcvc_hem_w025_v2"
+    assert pretrained().config == pretrained("dcvc_hem_w025_v2").config

@@ -10,7 +10,7 @@ __all__ = ["load_codec", "add_sequence_options", "test_sequences", "add_gop_opti
            "add_classical_options", "classical_codecs", "DEFAULT_MODEL"]
 
 #: The teacher shipped with the package.
-DEFAULT_MODEL = "pretrained:dcvc_hem_w025"
+DEFAULT_MODEL = "pretrained:dcvc_hem_w025_v2"
 
 
 def load_codec(spec: str):
