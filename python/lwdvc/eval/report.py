@@ -208,8 +208,7 @@ def _gop_drift_lines(report: dict) -> list[str]:
             frames = p["sequences"][0]["per_frame"]
             kinds, values = frames["type"], frames["psnr"]
             firsts = [values[i + 1] for i, k in enumerate(kinds[:-1]) if k == "I" and kinds[i + 1] == "P"]
-            lasts = [values[i] for i, k in enumerate(kinds) if k == "P" and (i + 1 == len(kinds) or kinds[i + 1] == "I")
-                     and i % gop == gop - 1]
+            lasts = [values[i] for i, k in enumerate(kinds) if k == "P" and i % gop == gop - 1]  # full GOPs
             intra = [v for v, k in zip(values, kinds) if k == "I"]
             p_bpp = [b for b, k in zip(frames["bpp"], kinds) if k == "P"]
             name = f"CRF {p['crf']}" if "crf" in p else str(p["rate"])

@@ -20,6 +20,27 @@ def check_motion_stage(codec: VideoCodec, stage: str) -> None:
                          f"(dcvc_hem); the {codec.family} codec has none")
 
 
+class _RDTally:
+    """Collects ``lambda * MSE + rate_weight * bpp`` per coded frame and its means."""
+
+    def __init__(self, lam: torch.Tensor, rate_weight: float) -> None:
+        self.lam, self.rate_weight = lam, rate_weight
+        self.losses: list[torch.Tensor] = []
+        self.bpps: list[torch.Tensor] = []
+        self.mses: list[torch.Tensor] = []
+
+    def count(self, recon: torch.Tensor, target: torch.Tensor, bpp: torch.Tensor) -> None:
+        """Add one frame per sample: recon / target [N, 3, H, W], bpp [N]."""
+        mse = (recon - target).square().mean(dim=(1, 2, 3))
+        self.losses.append(self.lam * mse + self.rate_weight * bpp)
+        self.bpps.append(bpp.detach())
+        self.mses.append(mse.detach())
+
+    def result(self) -> dict[str, torch.Tensor]:
+        return {"loss": torch.stack(self.losses).mean(), "bpp": torch.stack(self.bpps).mean(),
+                "mse": torch.stack(self.mses).mean()}
+
+
 class RDObjective(nn.Module):
     """``mean over frames and samples of lambda[rate] * MSE + rate_weight * bpp`` for one codec.
 
@@ -66,29 +87,21 @@ class RDObjective(nn.Module):
             return self._flow(group[:, 0])
         if self.stage == "motion":
             return self._motion(group, rate, lam)
-        losses, bpps, mses = [], [], []
-
-        def count(recon: torch.Tensor, target: torch.Tensor, bpp: torch.Tensor) -> None:
-            mse = (recon - target).square().mean(dim=(1, 2, 3))
-            losses.append(lam * mse + self.rate_weight * bpp)
-            bpps.append(bpp.detach())
-            mses.append(mse.detach())
-
+        tally = _RDTally(lam, self.rate_weight)
         frame = group[:, 0]
         if self.stage == "inter":
             with torch.no_grad():
                 intra = self.codec.code_intra(frame, rate)
         else:
             intra = self.codec.code_intra(frame, rate)
-            count(intra["recon"], frame, intra["bpp"])
+            tally.count(intra["recon"], frame, intra["bpp"])
         state = self.codec.reference_state(intra["recon"].clamp(0, 1))
         if self.stage != "intra":
             for t in range(1, group.shape[1]):
                 out = self.codec.code_inter(group[:, t], state, rate)
-                count(out["recon"], group[:, t], out["bpp"])
+                tally.count(out["recon"], group[:, t], out["bpp"])
                 state = dict(out["state"], ref_frame=out["state"]["ref_frame"].clamp(0, 1))
-        return {"loss": torch.stack(losses).mean(), "bpp": torch.stack(bpps).mean(),
-                "mse": torch.stack(mses).mean()}
+        return tally.result()
 
     def _flow(self, reference: torch.Tensor) -> dict[str, torch.Tensor]:
         current, flow = synthetic_pair(reference)
@@ -99,13 +112,9 @@ class RDObjective(nn.Module):
 
     def _motion(self, group: torch.Tensor, rate: torch.Tensor, lam: torch.Tensor) -> dict[str, torch.Tensor]:
         inter = self.codec.inter
-        losses, bpps, mses = [], [], []
+        tally = _RDTally(lam, self.rate_weight)
         for t in range(1, group.shape[1]):
             out = inter.forward_motion(group[:, t], {"ref_frame": group[:, t - 1]},
                                        mv_y_q_scale=inter.mv_y_q_scale[rate])
-            mse = (out["warped"] - group[:, t]).square().mean(dim=(1, 2, 3))
-            losses.append(lam * mse + self.rate_weight * out["bpp"])
-            bpps.append(out["bpp"].detach())
-            mses.append(mse.detach())
-        return {"loss": torch.stack(losses).mean(), "bpp": torch.stack(bpps).mean(),
-                "mse": torch.stack(mses).mean()}
+            tally.count(out["warped"], group[:, t], out["bpp"])
+        return tally.result()
