@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from lwdvc.train.config import STAGES, TrainConfig
+from lwdvc.train.config import PRECISIONS, STAGES, TrainConfig
 
 HELP = "train a codec (I-frame + P-frame) for rate-distortion; run under torchrun for data parallelism"
 
@@ -31,6 +31,7 @@ _OPTIONS = (
     ("log_every", int, "steps between loss-history records"),
     ("threads", int, "torch CPU threads per process (0: torch default)"),
     ("init", str, "start from the model weights of a checkpoint or pretrained:<name>"),
+    ("precision", str, f"forward-pass precision: {', '.join(PRECISIONS)} (bfloat16 autocast)"),
 )
 
 

@@ -2,7 +2,9 @@
 conditionals, quantisation, and the checkerboard (two-pass) spatial prior of DCVC-HEM.
 
 No arithmetic coding happens here: the models give likelihoods (training / rate estimates) and
-the decode helpers turn quantised symbols into latents.
+the decode helpers turn quantised symbols into latents. Likelihoods are always computed in
+float32, also when the network around them runs under bfloat16 autocast (a bin's mass is a
+difference of two CDF values, which bfloat16's 8-bit mantissa cannot resolve).
 """
 from __future__ import annotations
 
@@ -88,21 +90,23 @@ def laplace_likelihood(values: torch.Tensor, scales: torch.Tensor) -> torch.Tens
 
     ``values`` are residuals (latent minus mean); ``scales`` are clamped to [1e-5, 1e10].
     """
-    scales = scales.clamp(1e-5, 1e10)
+    values, scales = values.float(), scales.float().clamp(1e-5, 1e10)
     laplace = torch.distributions.Laplace(torch.zeros_like(scales), scales)
     return laplace.cdf(values + 0.5) - laplace.cdf(values - 0.5)
 
 
 def gaussian_likelihood(values: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     """Probability mass of the unit bin around ``values`` under N(0, scale), scale >= 0.11."""
-    scales = scales.clamp(0.11, 1e10)
+    values, scales = values.float(), scales.float().clamp(0.11, 1e10)
     normal = torch.distributions.Normal(torch.zeros_like(scales), scales)
     return normal.cdf(values + 0.5) - normal.cdf(values - 0.5)
 
 
 def factorized_likelihood(values: torch.Tensor, estimator: BitEstimator) -> torch.Tensor:
     """Probability mass of the unit bin around ``values`` under a factorized CDF."""
-    return estimator(values + 0.5) - estimator(values - 0.5)
+    values = values.float()
+    with torch.autocast(values.device.type, enabled=False):
+        return estimator(values + 0.5) - estimator(values - 0.5)
 
 
 def checkerboard_masks(height: int, width: int, device=None,
@@ -238,9 +242,11 @@ class EntropyBottleneck(nn.Module):
     def likelihood(self, values: torch.Tensor) -> torch.Tensor:
         """Probability mass of the unit bin around ``values`` [N, C, H, W] (bounded below by 1e-9)."""
         n, c, h, w = values.shape
+        values = values.float()
         flat = values.permute(1, 2, 3, 0).reshape(c, 1, -1)
-        lower = self._logits_cumulative(flat - 0.5)
-        upper = self._logits_cumulative(flat + 0.5)
+        with torch.autocast(values.device.type, enabled=False):  # matmuls of the CDF stay float32
+            lower = self._logits_cumulative(flat - 0.5)
+            upper = self._logits_cumulative(flat + 0.5)
         sign = -torch.sign(lower + upper).detach()
         mass = torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
         mass = lower_bound(mass, 1e-9)
@@ -250,8 +256,8 @@ class EntropyBottleneck(nn.Module):
 def gaussian_conditional_likelihood(values: torch.Tensor, scales: torch.Tensor,
                                     scale_bound: float = 0.11) -> torch.Tensor:
     """Unit-bin mass of zero-mean N(0, scale) at ``values`` (erfc form, bounded below by 1e-9)."""
-    scales = lower_bound(scales, scale_bound)
-    values = torch.abs(values)
+    scales = lower_bound(scales.float(), scale_bound)
+    values = torch.abs(values.float())
     upper = 0.5 * torch.erfc(-(2 ** -0.5) * (0.5 - values) / scales)
     lower = 0.5 * torch.erfc(-(2 ** -0.5) * (-0.5 - values) / scales)
     return lower_bound(upper - lower, 1e-9)

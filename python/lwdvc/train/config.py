@@ -10,7 +10,7 @@ from typing import Any
 from lwdvc.errors import ConfigError
 from lwdvc.models.video_codec import FAMILIES, check_codec_config
 
-__all__ = ["TrainConfig", "DCVC_HEM_LAMBDAS", "STAGES", "default_lambdas", "check_finite_fields"]
+__all__ = ["TrainConfig", "DCVC_HEM_LAMBDAS", "STAGES", "PRECISIONS", "default_lambdas", "check_finite_fields"]
 
 #: Rate-distortion lambdas of DCVC-HEM's four rate points (MSE on [0, 1] frames).
 DCVC_HEM_LAMBDAS = (85.0, 170.0, 380.0, 840.0)
@@ -18,6 +18,8 @@ DCVC_HEM_LAMBDAS = (85.0, 170.0, 380.0, 840.0)
 #: motion ("flow"), its motion coding with a warping loss ("motion"), the P-frame codec (I-frame
 #: codec frozen), or both codecs.
 STAGES = ("intra", "flow", "motion", "inter", "joint")
+#: Numeric precision of the training forward pass (see TrainConfig.precision).
+PRECISIONS = ("float32", "bfloat16")
 
 
 def default_lambdas(rate_points: int) -> list[float]:
@@ -75,6 +77,9 @@ class TrainConfig:
         checkpoint_every: steps between checkpoints (the last step always writes one).
         log_every: steps between history records.
         threads: torch CPU threads per process (0 = leave torch's default).
+        precision: "float32", or "bfloat16" to run the forward pass under bfloat16 autocast
+            (convolutions and matrix products in bfloat16, likelihoods, losses, weights and
+            optimiser state in float32); about 1.6x faster steps on CPUs with AVX512-BF16.
         init: where the starting weights come from: a checkpoint, ``pretrained:<name>``, or several
             ``PART=SOURCE`` items separated by commas that each load one part ("intra" or "inter")
             from a source, e.g. ``intra=a/checkpoint.pt,inter=b/checkpoint.pt``.
@@ -103,6 +108,7 @@ class TrainConfig:
     log_every: int = 10
     threads: int = 0
     init: str | None = None
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         check_finite_fields(self)
@@ -133,6 +139,8 @@ class TrainConfig:
                               f"lr_decay_at={self.lr_decay_at}")
         if not 0.0 <= float(self.rate_warmup) < 1.0:
             raise ConfigError(f"rate_warmup must be a fraction of the steps in [0, 1), got {self.rate_warmup}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         self.data = [str(p) for p in self.data]
 
     def codec_config(self) -> dict[str, Any]:

@@ -210,7 +210,7 @@ def _train(config: TrainConfig, out_dir: str, resume: bool, progress: bool,
         group = torch.stack([dataset[i] for i in sampler.indices(step)])
         rate = torch.randint(codec.num_rates, (group.shape[0],))
         objective.rate_weight = config.rate_weight(step)
-        out, failure = _forward(model, group, rate)
+        out, failure = _forward(model, group, rate, config.precision)
         local = (torch.tensor([float("nan")] * 3 + [1.0]) if out is None else
                  torch.stack([out["loss"].detach(), out["bpp"], out["mse"],
                               (~torch.isfinite(out["loss"].detach())).float()]))
@@ -244,11 +244,14 @@ def _train(config: TrainConfig, out_dir: str, resume: bool, progress: bool,
     return {"step": step, "checkpoint": path, "history": history, "codec": codec}
 
 
-def _forward(model, group: torch.Tensor, rate: torch.Tensor) -> tuple[dict | None, Exception | None]:
+def _forward(model, group: torch.Tensor, rate: torch.Tensor,
+             precision: str = "float32") -> tuple[dict | None, Exception | None]:
     """``(model(group, rate), None)``, or ``(None, error)`` when the forward pass met non-finite
-    values it cannot compute with (a diverged model)."""
+    values it cannot compute with (a diverged model). ``precision`` "bfloat16" runs it under
+    bfloat16 autocast."""
     try:
-        return model(group, rate), None
+        with torch.autocast(group.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+            return model(group, rate), None
     except NonFiniteOffsetError as error:
         return None, error
     except ValueError as error:

@@ -31,7 +31,8 @@ class _RDTally:
 
     def count(self, recon: torch.Tensor, target: torch.Tensor, bpp: torch.Tensor) -> None:
         """Add one frame per sample: recon / target [N, 3, H, W], bpp [N]."""
-        mse = (recon - target).square().mean(dim=(1, 2, 3))
+        mse = (recon.float() - target).square().mean(dim=(1, 2, 3))
+        bpp = bpp.float()
         self.losses.append(self.lam * mse + self.rate_weight * bpp)
         self.bpps.append(bpp.detach())
         self.mses.append(mse.detach())
