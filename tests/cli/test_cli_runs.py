@@ -68,19 +68,34 @@ def test_prune_compact_and_eval_the_result(capsys, tiny_checkpoint, tmp_path):
 
 
 @pytest.mark.slow
-def test_ablate_two_variants(capsys, tiny_checkpoint, tmp_path):
+def test_ablate_seeds_and_resume(capsys, tiny_checkpoint, tmp_path):
     video = write_yuv(tmp_path / "clip_96x80.yuv", 96, 80, frames=1)
     out = tmp_path / "ablate"
-    assert main(["ablate", "--model", tiny_checkpoint, "--variants", "STE", "GD+ALD", "--steps", "2", "--crop", "64",
-                 "--batch-size", "2", "--train-max-side", "160", "--train-max-frames", "3", "--video", video,
-                 "--gop", "1", "--frames", "1", "--out", str(out), "--no-progress"]) == 0
+    common = ["ablate", "--model", tiny_checkpoint, "--steps", "2", "--crop", "64", "--batch-size", "2",
+              "--train-max-side", "160", "--train-max-frames", "3", "--video", video, "--gop", "1",
+              "--frames", "1", "--out", str(out), "--no-progress", "--threads", "1"]
+    assert main(common + ["--variants", "STE", "--seeds", "0", "1"]) == 0
     report = json.loads((out / "ablation.json").read_text())
-    assert [v["variant"] for v in report["variants"]] == ["STE", "GD + ALD"]
+    assert [(v["variant"], v["seed"]) for v in report["variants"]] == [("STE", 0), ("STE", 1)]
+    first = capsys.readouterr().out
+    assert "(run 1 of 2" in first and "(run 2 of 2" in first  # the report is written per run
+    assert "| STE | budget | 0, 1 |" in first and "+-" in first  # mean +- spread over the seeds
+    # the same settings with one more variant: the finished runs are kept, only GD + ALD runs
+    assert main(common + ["--variants", "STE", "GD+ALD", "--seeds", "0", "1"]) == 0
+    report = json.loads((out / "ablation.json").read_text())
+    assert [(v["variant"], v["seed"]) for v in report["variants"]] == [
+        ("STE", 0), ("STE", 1), ("GD + ALD", 0), ("GD + ALD", 1)]
     for variant in report["variants"]:
         assert 0.5 < variant["mac_reduction"] < 0.8
         assert variant["mask_flips_total"] > 0
-    assert set(report["histories"]) == {"STE", "GD + ALD"}
+    assert set(report["histories"]) == {f"{v} | budget | seed {s}" for v in ("STE", "GD + ALD") for s in (0, 1)}
     assert (out / "curves.png").is_file() and (out / "ablation_rd.png").is_file()
     printed = capsys.readouterr().out
-    assert "| GD + ALD |" in printed and "mean PSNR offset" in printed
-    assert "STE: BD-PSNR" in printed and "(1 of 2 variants" in printed  # the report is written per variant
+    assert "resuming" in printed and "2 finished run(s) kept" in printed
+    assert "(run 1 of 4" not in printed and "(run 3 of 4" in printed
+    assert "| GD + ALD | budget | 0, 1 |" in printed and "mean PSNR offset" in printed
+    # other settings on the same folder are refused, not mixed in
+    other = list(common)
+    other[other.index("--steps") + 1] = "3"
+    assert main(other + ["--variants", "STE"]) == 2
+    assert "other settings" in capsys.readouterr().err

@@ -1,8 +1,14 @@
 """``lwdvc ablate``: the paper's Table 2 on our data - STE, GD, STE + ALD, GD + ALD.
 
-Every variant prunes the same teacher to the same MAC budget with the same steps, data order and
-seed; reported per variant: BD-PSNR / BD-rate against the teacher on the test clip, the final
-(compacted) MAC reduction, mask flips over the run, and training-loss / MAC-reduction curves.
+Every run prunes the same teacher to the same MAC budget with the same steps and data; the runs
+are every variant x mask selection (``--selections``) x seed (``--seeds``). Reported per run and
+as mean +- spread over the seeds: BD-PSNR / BD-rate against the teacher on the test clip, the
+final (compacted) MAC reduction, mask flips, and training-loss / MAC-reduction curves.
+
+The report (``ablation.json`` / ``.md`` and the plots) is replaced atomically after every finished
+run. Started again on the same folder with the same settings, the command resumes: finished runs
+are kept, the others run. Other settings on a folder that holds a report are refused unless
+``--overwrite``.
 """
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import json
 import os
 import time
 
+from lwdvc.commands.ablation_report import markdown_tables, run_key
 from lwdvc.commands.common import (
     DEFAULT_MODEL,
     add_gop_options,
@@ -20,6 +27,7 @@ from lwdvc.commands.common import (
     test_sequences,
 )
 from lwdvc.commands.prune import add_prune_options, prune_config
+from lwdvc.errors import BadArgumentError, InputFileError
 
 HELP = "ablation of gradient modes and distillation (STE, GD, STE+ALD, GD+ALD) at one MAC budget"
 VARIANTS = (("STE", "ste", False), ("GD", "gd", False), ("STE + ALD", "ste", True), ("GD + ALD", "gd", True))
@@ -32,38 +40,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--variants", nargs="+", choices=[v[0].replace(" ", "") for v in VARIANTS],
                         help="subset of STE GD STE+ALD GD+ALD (default: all four)")
     add_prune_options(parser, steps=600, crop=64)
+    parser.add_argument("--seeds", type=int, nargs="+", help="seeds of every setting (default: --seed)")
+    parser.add_argument("--selections", nargs="+", choices=("budget", "threshold"),
+                        help="mask selections to run (default: --selection)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="discard a report of other settings in --out instead of refusing")
     add_sequence_options(parser)
     add_gop_options(parser, gop=12, frames=12)
     parser.add_argument("--no-progress", action="store_true")
     return parser
-
-
-def _mean_offsets(anchor: list[dict], points: list[dict]) -> tuple[float, float]:
-    """Mean PSNR difference (dB) and mean relative bpp difference (%) at the same rate points."""
-    by_rate = {p["rate"]: p for p in anchor}
-    pairs = [(by_rate[p["rate"]], p) for p in points if p["rate"] in by_rate]
-    d_psnr = sum(q["psnr"] - a["psnr"] for a, q in pairs) / len(pairs)
-    d_bpp = sum(q["bpp"] / a["bpp"] - 1.0 for a, q in pairs) / len(pairs)
-    return d_psnr, 100.0 * d_bpp
-
-
-def markdown_table(rows: list[dict], settings: dict, anchor: list[dict]) -> str:
-    """Table 2: BD metrics (n/a where the curves do not overlap) and the mean offsets per rate point."""
-    lines = ["# Ablation: gradient mode and distillation at one MAC budget", "",
-             f"Teacher {settings['model']}; target {100 * settings['target']:.0f}% fewer P-frame decoder MACs; "
-             f"{settings['steps']} fine-tuning steps per variant; test: {settings['sequences']} "
-             f"(GOP {settings['gop']}, {settings['frames']} frames, every rate point). BD metrics are n/a "
-             "where the two RD curves do not overlap; the mean offsets compare equal rate points.", "",
-             "| variant | BD-PSNR RGB / Y vs teacher (dB) | BD-rate vs teacher (%) | mean PSNR offset (dB) | "
-             "mean bpp offset (%) | MAC reduction (compacted) | mask flips (total) | final loss |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        bd_psnr = " / ".join("n/a" if r.get(k) is None else f"{r[k]:+.3f}" for k in ("bd_psnr", "bd_psnr_y"))
-        bd_rate = "n/a" if r["bd_rate"] is None else f"{r['bd_rate']:+.2f}"
-        d_psnr, d_bpp = _mean_offsets(anchor, r["rd"])
-        lines.append(f"| {r['variant']} | {bd_psnr} | {bd_rate} | {d_psnr:+.2f} | {d_bpp:+.1f} | "
-                     f"{100 * r['mac_reduction']:.1f}% | {r['mask_flips_total']:.0f} | {r['final_loss']:.4f} |")
-    return "\n".join(lines) + "\n"
 
 
 def _write_text(path: str, text: str) -> None:
@@ -75,14 +60,73 @@ def _write_text(path: str, text: str) -> None:
 
 
 def _write_outputs(out: str, report: dict, curves: dict, text: str) -> None:
-    """ablation.json / .md, the training curves and the RD plot of the variants done so far."""
+    """ablation.json / .md, the training curves (first seed of each setting) and the RD plot."""
     from lwdvc.plots import plot_rd_curves
     from lwdvc.prune import plot_run_comparison
 
     _write_text(os.path.join(out, "ablation.json"), json.dumps(report, indent=1))
     _write_text(os.path.join(out, "ablation.md"), text)
-    plot_run_comparison(report["histories"], os.path.join(out, "curves.png"), title="training loss and sparsity")
+    first_seed = {}
+    for row in report["variants"]:
+        first_seed.setdefault((row["variant"], row["selection"]), row["seed"])
+    histories = {f"{variant} ({selection})": report["histories"][run_key(variant, selection, seed)]
+                 for (variant, selection), seed in first_seed.items()}
+    plot_run_comparison(histories, os.path.join(out, "curves.png"), title="training loss and sparsity")
     plot_rd_curves(curves, os.path.join(out, "ablation_rd.png"), title="ablation: RD on the test clip")
+
+
+def _settings(args: argparse.Namespace, settings, sequences) -> dict:
+    """Everything a run's result depends on besides its variant, selection and seed."""
+    skip = {"variants", "seeds", "selections", "seed", "selection", "out", "no_progress", "overwrite",
+            "command", "func", "debug", "threads"}
+    options = {k: v for k, v in sorted(vars(args).items()) if k not in skip and not callable(v)}
+    return {"model": args.model, "target": args.target, "steps": args.steps, "gop": settings.gop,
+            "frames": settings.frames, "sequences": ", ".join(s.name for s in sequences), "options": options}
+
+
+def _previous_report(out: str, info: dict, overwrite: bool) -> dict | None:
+    """The report in ``out`` to resume, None to start afresh.
+
+    Raises:
+        BadArgumentError: ``out`` holds a report of other settings and ``overwrite`` is not set.
+        InputFileError: the report there is not readable JSON of the expected shape.
+    """
+    path = os.path.join(out, "ablation.json")
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as file:
+            report = json.load(file)
+        same = report["settings"] == info
+        report["variants"], report["histories"], report["teacher_rd"]  # noqa: B018 - shape check
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        if overwrite:
+            return None
+        raise InputFileError(f"{path} is not an ablation report this command can resume ({error}); "
+                             "pass --overwrite to replace it or choose another --out") from None
+    if same:
+        return report
+    if overwrite:
+        return None
+    raise BadArgumentError(f"{path} holds an ablation of other settings; resume it with the same options, "
+                           "pass --overwrite to replace it, or choose another --out")
+
+
+def _planned_runs(args: argparse.Namespace) -> list[tuple[str, str, bool, str, int]]:
+    """(variant label, gradient mode, ALD, selection, seed) of every run, in order."""
+    wanted = set(args.variants or [v[0].replace(" ", "") for v in VARIANTS])
+    selections = args.selections or [args.selection]
+    seeds = args.seeds if args.seeds is not None else [args.seed]
+    return [(label, mode, ald, selection, seed) for selection in selections for label, mode, ald in VARIANTS
+            if label.replace(" ", "") in wanted for seed in seeds]
+
+
+def _curves(report: dict) -> dict:
+    curves = {"teacher": ([p["bpp"] for p in report["teacher_rd"]], [p["psnr"] for p in report["teacher_rd"]])}
+    for row in report["variants"]:
+        curves[run_key(row["variant"], row["selection"], row["seed"])] = (
+            [p["bpp"] for p in row["rd"]], [p["psnr"] for p in row["rd"]])
+    return curves
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,32 +139,39 @@ def run(args: argparse.Namespace) -> int:
     settings = gop_settings(args)
     sequences = test_sequences(args, max_frames=settings.frames)
     rates = list(range(teacher.num_rates))
-    wanted = set(args.variants or [v[0].replace(" ", "") for v in VARIANTS])
-    anchor = rd_curve(teacher, sequences, rates, settings, label="teacher", progress=progress)
-    rows, histories, curves = [], {}, {"teacher": ([p["bpp"] for p in anchor], [p["psnr"] for p in anchor])}
+    info = _settings(args, settings, sequences)
+    report = _previous_report(args.out, info, args.overwrite)
+    if report is None:
+        anchor = rd_curve(teacher, sequences, rates, settings, label="teacher", progress=progress)
+        report = {"settings": info, "teacher_rd": anchor, "variants": [], "histories": {}, "seconds": 0.0}
     os.makedirs(args.out, exist_ok=True)
-    info = {"model": args.model, "target": args.target, "steps": args.steps, "gop": settings.gop,
-            "frames": settings.frames, "sequences": ", ".join(s.name for s in sequences)}
-    text, report = "", {"seconds": 0.0}
-    for label, mode, ald in VARIANTS:
-        if label.replace(" ", "") not in wanted:
+    done = {run_key(r["variant"], r["selection"], r["seed"]) for r in report["variants"]}
+    planned = _planned_runs(args)
+    spent = float(report.get("seconds", 0.0))
+    if done:
+        print(f"resuming {args.out}: {len(done)} finished run(s) kept", flush=True)
+    for index, (label, mode, ald, selection, seed) in enumerate(planned, 1):
+        key = run_key(label, selection, seed)
+        if key in done:
             continue
+        vars(args).update(seed=seed, selection=selection)
         result = prune_codec(teacher, prune_config(args, mode, ald), progress=progress)
-        points = rd_curve(result["compacted"], sequences, rates, settings, label=label, progress=progress)
-        bd = bd_metrics(anchor, points)
+        points = rd_curve(result["compacted"], sequences, rates, settings, label=key, progress=progress)
+        bd = bd_metrics(report["teacher_rd"], points)
         last = result["history"][-1]
-        rows.append({"variant": label, "mode": mode, "ald": ald, "bd_psnr": bd["bd_psnr"], "bd_rate": bd["bd_rate"],
-                     "bd_psnr_y": bd["bd_psnr_y"], "mac_reduction": result["compaction"]["mac_reduction"],
-                     "mask_flips_total": last["mask_flips_total"], "final_loss": last["loss"], "rd": points})
-        histories[label] = result["history"]
-        curves[label] = ([p["bpp"] for p in points], [p["psnr"] for p in points])
-        # written after every variant, so a stopped run keeps the variants it finished
-        report = {"settings": info, "teacher_rd": anchor, "variants": rows, "histories": histories,
-                  "seconds": time.perf_counter() - start}
-        text = markdown_table(rows, info, anchor)
-        _write_outputs(args.out, report, curves, text)
-        print(f"{label}: BD-PSNR {rows[-1]['bd_psnr']} dB ({len(rows)} of {len(wanted)} variants, "
+        report["variants"].append({
+            "variant": label, "mode": mode, "ald": ald, "selection": selection, "seed": seed,
+            "bd_psnr": bd["bd_psnr"], "bd_rate": bd["bd_rate"], "bd_psnr_y": bd["bd_psnr_y"],
+            "mac_reduction": result["compaction"]["mac_reduction"],
+            "mask_flips_total": last["mask_flips_total"], "final_loss": last["loss"], "rd": points})
+        report["histories"][key] = result["history"]
+        report["seconds"] = spent + time.perf_counter() - start
+        # written after every run, so a stopped ablation keeps (and later resumes from) the runs it finished
+        _write_outputs(args.out, report, _curves(report), markdown_tables(report["variants"], info,
+                                                                          report["teacher_rd"]))
+        print(f"{key}: BD-PSNR {report['variants'][-1]['bd_psnr']} dB (run {index} of {len(planned)}, "
               f"{report['seconds'] / 60:.1f} min)", flush=True)
+    text = markdown_tables(report["variants"], info, report["teacher_rd"]) if report["variants"] else ""
     print(text)
     print(f"wrote ablation.json, ablation.md, curves.png and ablation_rd.png in {args.out} "
           f"({report['seconds'] / 60:.1f} min)")
