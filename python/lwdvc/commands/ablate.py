@@ -17,6 +17,7 @@ from lwdvc.commands.common import (
     add_sequence_options,
     gop_settings,
     load_codec,
+    make_output_folder,
     test_sequences,
 )
 from lwdvc.commands.prune import add_prune_options, prune_config
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     wanted = set(args.variants or [v[0].replace(" ", "") for v in VARIANTS])
     anchor = rd_curve(teacher, sequences, rates, settings, label="teacher", progress=progress)
     rows, histories, curves = [], {}, {"teacher": ([p["bpp"] for p in anchor], [p["psnr"] for p in anchor])}
-    os.makedirs(args.out, exist_ok=True)
+    make_output_folder(args.out)
     info = {"model": args.model, "target": args.target, "steps": args.steps, "gop": settings.gop,
             "frames": settings.frames, "sequences": ", ".join(s.name for s in sequences)}
     text, report = "", {"seconds": 0.0}

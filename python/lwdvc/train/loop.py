@@ -155,8 +155,8 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     Raises:
         TrainingDiverged: the loss or gradient stopped being finite.
         CheckpointError: ``resume`` without a usable checkpoint, or one of another codec.
-        BadArgumentError: ``out_dir`` already holds a checkpoint and neither ``resume`` nor
-            ``overwrite`` is set (or both are).
+        BadArgumentError: ``out_dir`` is a file, or already holds a checkpoint and neither
+            ``resume`` nor ``overwrite`` is set (or both are).
     """
     out_dir = os.fspath(out_dir)
     path = os.path.join(out_dir, CHECKPOINT_NAME)
@@ -166,6 +166,8 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     if not resume and not overwrite and os.path.exists(path):
         raise BadArgumentError(f"{out_dir} already holds a checkpoint ({path}); pass --resume to continue it, "
                                "--overwrite to replace it, or choose another output folder")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise BadArgumentError(f"the output folder {out_dir} is an existing file; give a folder (new or existing)")
     ctx = DistContext.from_env()
     try:
         return _train(config, out_dir, resume, progress, ctx)
