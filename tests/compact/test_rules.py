@@ -148,6 +148,15 @@ def test_unknown_op_raises_with_name_and_location():
         channel_groups(m, torch.randn(1, 3, 4, 4))
 
 
+@pytest.mark.parametrize("op, name", [(lambda y: y @ y, "matmul"), (lambda y: y * (y > 0), "gt"),
+                                      (lambda y: y @ torch.ones(4, 4), "matmul")])
+def test_unknown_op_in_operator_syntax_raises_the_named_error(op, name):
+    m = _Seq(lambda s, x: s.b(op(s.a(x))), a=nn.Conv2d(3, 4, 1), b=nn.Conv2d(4, 2, 1))
+    with pytest.raises(UnsupportedOpError, match=f"no rule for op {name!r}"):
+        channel_groups(m, torch.randn(1, 3, 4, 4))
+    assert issubclass(UnsupportedOpError, NotImplementedError) and not issubclass(UnsupportedOpError, TypeError)
+
+
 def test_computed_conv_weight_raises():
     class Odd(nn.Module):
         def __init__(self):
