@@ -109,3 +109,17 @@ def test_train_into_an_existing_file(capsys, tmp_path):
     out.write_text("a file")
     _fails(capsys, ["train", "--out", str(out), "--steps", "1", "--no-progress"], "is an existing file")
     _fails(capsys, ["prune", "--out", str(out), "--steps", "1", "--no-progress"], "a file is in the way")
+
+
+@pytest.mark.parametrize("layout", [[1, 2], {"format": "lwdvc-compact", "version": 1, "root": "x"}])
+def test_compacted_weights_with_a_malformed_layout(capsys, tmp_path, layout):
+    from safetensors.torch import save_file
+
+    from lwdvc.models.pretrained import save_compacted
+
+    codec = VideoCodec("dcvc_hem", 0.125)
+    json_path, weights = save_compacted(codec, tmp_path / "small")
+    save_file({"w": torch.ones(1)}, weights, metadata={"lwdvc.layout": json.dumps(layout)})
+    with pytest.raises(InputFileError, match="layout must be a JSON object|'modules' must be an object"):
+        load_weights(json_path)
+    _fails(capsys, ["eval", json_path, "--out", str(tmp_path)], "small.safetensors")
