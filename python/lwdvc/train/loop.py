@@ -5,9 +5,10 @@ checkpoint, ``<out_dir>/checkpoint.pt``, written atomically every ``checkpoint_e
 at the end. A folder that already holds one is refused unless the run resumes it or
 ``overwrite=True`` replaces it. ``resume=True`` continues from it and reproduces the uninterrupted run: the model,
 optimiser, scheduler, every rank's torch/numpy/python RNG state and the sampler position (a
-function of the step) are restored. Run it under ``torchrun --nproc_per_node K`` for K data-parallel
-processes (gloo on CPU). A non-finite loss or gradient, non-finite values met in the forward pass
-(offsets reaching a deformable convolution,
+function of the step) are restored; settings that differ from the checkpoint's (lr, seed, crop...)
+are listed in one warning line on stderr, and the run continues with the given ones. Run it
+under ``torchrun --nproc_per_node K`` for K data-parallel processes (gloo on CPU). A non-finite
+loss or gradient, non-finite values met in the forward pass (offsets reaching a deformable convolution,
 :class:`~lwdvc_kernels.ops.deform_conv2d_torchvision.NonFiniteOffsetError`, or parameters of a
 ``torch.distributions`` distribution, whose validation raises ``ValueError``) or model weights
 that are not all finite when a checkpoint is due stop the run with :class:`TrainingDiverged`
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 from typing import Any
 
 import numpy as np
@@ -175,6 +177,24 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
         ctx.close()
 
 
+def changed_settings(stored_json: str, config: TrainConfig) -> list[str]:
+    """``"name old -> new"`` for every setting of ``config`` that differs from the stored JSON."""
+    try:
+        stored = json.loads(stored_json)
+    except (TypeError, ValueError):
+        return []
+    current = json.loads(config.to_json())
+    return [f"{name} {stored.get(name)!r} -> {value!r}" for name, value in sorted(current.items())
+            if name in stored and stored[name] != value]
+
+
+def _warn_changed_settings(payload: dict, config: TrainConfig, path: str) -> None:
+    changed = changed_settings(payload.get("config"), config)
+    if changed:
+        print(f"warning: resuming {path} with changed settings (the run continues with the new values): "
+              f"{', '.join(changed)}", file=sys.stderr)
+
+
 def _train(config: TrainConfig, out_dir: str, resume: bool, progress: bool,
            ctx: DistContext) -> dict[str, Any]:
     if config.threads > 0:
@@ -186,6 +206,8 @@ def _train(config: TrainConfig, out_dir: str, resume: bool, progress: bool,
     if resume:
         payload = load_checkpoint(path)
         check_codec_matches(payload, config.codec_config(), path)
+        if ctx.is_main:
+            _warn_changed_settings(payload, config, path)
         if len(payload["rng"]) != ctx.world:
             raise CheckpointError(f"{path} was written by {len(payload['rng'])} processes, "
                                   f"resuming needs the same number (got {ctx.world})")
