@@ -71,3 +71,17 @@ def test_threshold_selection_trains_the_thresholds_and_reports_the_masks_reducti
     assert [row["prune_loss"] > 0 for row in result["history"]] == [True] * 3
     assert "proxy_mac_reduction" in result["history"][-1]
     assert result["compaction"]["mac_reduction"] == pytest.approx(pruner.mac_reduction(), abs=1e-9)
+
+
+def test_non_finite_deformable_offsets_stop_the_pruning_fine_tune_as_diverged(monkeypatch):
+    from lwdvc.train import TrainingDiverged
+    from lwdvc_kernels.ops.deform_conv2d_torchvision import NonFiniteOffsetError
+
+    def diverged(self, *args, **kwargs):
+        raise NonFiniteOffsetError("deform_conv2d: offset holds NaN or inf values")
+
+    teacher = VideoCodec("dcvc_hem", width=0.125).eval()
+    monkeypatch.setattr(VideoCodec, "code_inter", diverged)
+    config = PruneConfig(steps=2, crop=64, batch_size=1, max_side=160, max_frames=3, threads=1, ald=False)
+    with pytest.raises(TrainingDiverged, match="forward pass met non-finite values at step 1.*offset holds NaN"):
+        prune_codec(teacher, config, progress=False)

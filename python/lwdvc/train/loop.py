@@ -47,7 +47,7 @@ from lwdvc.train.objective import RDObjective, check_motion_stage
 from lwdvc.train.sampler import StepSampler
 from lwdvc_kernels.ops.deform_conv2d_torchvision import NonFiniteOffsetError
 
-__all__ = ["train", "TrainingDiverged", "CHECKPOINT_NAME", "load_init_weights"]
+__all__ = ["train", "TrainingDiverged", "CHECKPOINT_NAME", "load_init_weights", "guarded_forward"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -268,20 +268,27 @@ def _train(config: TrainConfig, out_dir: str, resume: bool, progress: bool,
     return {"step": step, "checkpoint": path, "history": history, "codec": codec}
 
 
-def _forward(model, group: torch.Tensor, rate: torch.Tensor,
-             precision: str = "float32") -> tuple[dict | None, Exception | None]:
-    """``(model(group, rate), None)``, or ``(None, error)`` when the forward pass met non-finite
-    values it cannot compute with (a diverged model). ``precision`` "bfloat16" runs it under
-    bfloat16 autocast."""
+def guarded_forward(fn, *args, **kwargs) -> tuple[Any, Exception | None]:
+    """``(fn(*args, **kwargs), None)``, or ``(None, error)`` when the forward pass met non-finite
+    values it cannot compute with (a diverged model): offsets reaching a deformable convolution
+    (:class:`NonFiniteOffsetError`) or NaN/inf parameters of a ``torch.distributions``
+    distribution. Any other error propagates. Shared by training and the pruning fine-tune."""
     try:
-        with torch.autocast(group.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
-            return model(group, rate), None
+        return fn(*args, **kwargs), None
     except NonFiniteOffsetError as error:
         return None, error
     except ValueError as error:
         if not _non_finite_distribution_argument(error):
             raise
         return None, ValueError(str(error).split(", but found invalid values")[0].strip())
+
+
+def _forward(model, group: torch.Tensor, rate: torch.Tensor,
+             precision: str = "float32") -> tuple[dict | None, Exception | None]:
+    """:func:`guarded_forward` of ``model(group, rate)``; ``precision`` "bfloat16" runs it under
+    bfloat16 autocast."""
+    with torch.autocast(group.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+        return guarded_forward(model, group, rate)
 
 
 def _non_finite_distribution_argument(error: ValueError) -> bool:
