@@ -32,6 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from lwdvc_kernels.layout_check import check_tensor, parse_layout
+
 __all__ = ["save", "load", "layout_of", "FORMAT", "VERSION"]
 
 FORMAT = "lwdvc-compact"
@@ -125,15 +127,9 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as err:
         raise ValueError(f"load: {str(path)!r} is not a valid safetensors file ({err})") from err
-    try:
-        layout = json.loads(metadata[_LAYOUT_KEY])
-    except (KeyError, json.JSONDecodeError) as err:
-        raise ValueError(f"load: {str(path)!r} has no valid lwdvc layout metadata ({err!r})") from err
-    if layout.get("format") != FORMAT or layout.get("version") != VERSION:
-        raise ValueError(
-            f"load: {str(path)!r} has format {layout.get('format')!r} v{layout.get('version')}, "
-            f"expected {FORMAT!r} v{VERSION}"
-        )
+    if _LAYOUT_KEY not in metadata:
+        raise ValueError(f"load: {str(path)!r} has no lwdvc layout metadata ({_LAYOUT_KEY!r})")
+    layout = parse_layout(metadata[_LAYOUT_KEY], f"load: {str(path)!r}", FORMAT, VERSION)
     return layout, tensors
 
 
@@ -159,8 +155,7 @@ def _apply(model: nn.Module, layout: dict[str, Any], tensors: dict[str, torch.Te
             if key not in tensors:
                 raise ValueError(f"load: tensor {key!r} is missing from {str(path)!r}")
             value = tensors[key]
-            if list(value.shape) != spec["shape"]:
-                raise ValueError(f"load: tensor {key!r} has shape {list(value.shape)}, layout says {spec['shape']}")
+            check_tensor(key, value, spec)
             old = getattr(module, name)
             value = value.to(device=old.device)
             if spec.get("memory_format") == "channels_last":
@@ -203,12 +198,17 @@ def _build_sequential(layout: dict[str, Any], prefix: str = "") -> nn.Module:
             raise ValueError(
                 f"load: cannot rebuild {entry['type']} without a template; pass template= (the dense model)"
             )
-        return builder(entry["attrs"], entry["tensors"])
+        try:
+            return builder(entry["attrs"], entry["tensors"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise ValueError(f"load: module {prefix or '<root>'!r} ({entry['type']}) has bad or missing "
+                             f"attributes: {type(error).__name__}: {error}") from None
     head = f"{prefix}." if prefix else ""  # "1." so that "10" is not taken for a child of "1"
-    children = sorted(
-        (q for q in layout["modules"] if q != prefix and q.startswith(head) and "." not in q[len(head):]),
-        key=lambda q: int(q[len(head):]),
-    )
+    children = [q for q in layout["modules"] if q != prefix and q.startswith(head) and "." not in q[len(head):]]
+    bad = [q for q in children if not (q[len(head):].isascii() and q[len(head):].isdigit())]
+    if bad:
+        raise ValueError(f"load: Sequential {prefix or '<root>'!r} has children that are not numbered: {bad[:5]}")
+    children.sort(key=lambda q: int(q[len(head):]))
     return nn.Sequential(*[_build_sequential(layout, q) for q in children])
 
 

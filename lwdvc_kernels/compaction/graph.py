@@ -25,8 +25,12 @@ import torch
 __all__ = ["Val", "Record", "MacTerm", "ChannelGraph", "UnsupportedOpError"]
 
 
-class UnsupportedOpError(TypeError):
-    """An op reached the channel analysis that no rule describes (never guessed)."""
+class UnsupportedOpError(NotImplementedError):
+    """An op reached the channel analysis that no rule describes (never guessed).
+
+    A ``NotImplementedError`` (a ``RuntimeError``), not a ``TypeError``: Python turns a
+    ``TypeError`` raised inside an operator (``a @ b``, ``y > 0``) into ``NotImplemented`` and
+    then reports "unsupported operand type(s)", losing the op's name."""
 
 
 @dataclass

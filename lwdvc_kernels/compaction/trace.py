@@ -13,7 +13,10 @@ trace); parameters and buffers by identity with their qualified names.
 Rules: leaf modules -> :mod:`lwdvc_kernels.compaction.module_rules`; functions and tensor methods
 (by name) -> :mod:`lwdvc_kernels.compaction.function_rules`. A call with no channel-carrying input
 (constants, shapes, grids built from ``arange``) needs no rule. A call with one and no rule
-raises :class:`UnsupportedOpError` naming the op and the module it ran in.
+raises :class:`UnsupportedOpError` naming the op and the module it ran in, as does a call that
+hands values computed from the module's inputs to Python or numpy (:data:`VALUE_READS`:
+``.numpy()``, ``.tolist()``, ``.item()``, ``float(t)``, ``bool(t)``...), since what comes back
+would look like a constant.
 
 The trace leaves the model as it was: it runs in eval mode (a defined mode: BatchNorm uses its
 running statistics, dropout is off), without gradients, and :func:`preserved_state` restores
@@ -33,8 +36,15 @@ from torch.overrides import TorchFunctionMode
 
 from lwdvc_kernels.compaction.graph import ChannelGraph, UnsupportedOpError, Val
 
-__all__ = ["Tracer", "iter_tensors", "func_name", "normalize_inputs", "preserved_state", "module_modes",
+__all__ = ["Tracer", "VALUE_READS", "iter_tensors", "func_name", "normalize_inputs", "preserved_state", "module_modes",
            "restore_modes"]
+
+
+#: Tensor methods that hand a tensor's values to Python or numpy. On a value computed from the
+#: module's inputs they raise :class:`UnsupportedOpError`: what comes back (``torch.from_numpy``,
+#: ``torch.tensor(...)``, a Python number) would look like a constant to the analysis.
+VALUE_READS = frozenset({"numpy", "tolist", "item", "__array__", "__float__", "__int__", "__index__",
+                         "__complex__", "__bool__"})
 
 
 def module_modes(model: nn.Module) -> dict[str, bool]:
@@ -224,6 +234,8 @@ class Tracer(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if not (self.depth > 0 or self.busy) and getattr(func, "__name__", None) in VALUE_READS:
+            self._refuse_value_read(func, args, kwargs)
         out = func(*args, **kwargs)
         if self.depth > 0 or self.busy or next(iter_tensors(out), None) is None:
             return out
@@ -233,6 +245,18 @@ class Tracer(TorchFunctionMode):
         finally:
             self.busy = False
         return out
+
+    def _refuse_value_read(self, func, args, kwargs) -> None:
+        """Values that leave torch (``.numpy()``, ``.item()``...) and come back would be traced
+        as constants, so channels they depend on could be pruned unseen: refuse them."""
+        for t in iter_tensors((args, kwargs)):
+            v = self.val(t)
+            if v is not None and (v.cdim is not None or not v.const):
+                where = self.where() or "<root>"
+                raise UnsupportedOpError(
+                    f"channel analysis cannot follow {func.__name__!r} ({func!r}) in module {where!r}: it "
+                    "turns values computed from the module's inputs into non-tensors, which the analysis "
+                    "cannot see (keep the computation in torch ops)")
 
     def _on_function(self, func, args, kwargs, out) -> None:
         name = func_name(func)

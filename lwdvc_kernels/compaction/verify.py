@@ -8,7 +8,7 @@ from torch import nn
 
 from lwdvc_kernels.compaction.trace import iter_tensors, normalize_inputs, preserved_state
 
-__all__ = ["random_like_inputs", "compare_outputs", "output_errors", "CompactionMismatch"]
+__all__ = ["random_like_inputs", "cloned", "compare_outputs", "output_errors", "CompactionMismatch"]
 
 
 class CompactionMismatch(AssertionError):
@@ -38,6 +38,18 @@ def random_like_inputs(example_inputs: Any, seed: int = 0) -> tuple[tuple, dict]
 
     args, kwargs = normalize_inputs(example_inputs)
     return convert(args), convert(kwargs)
+
+
+def cloned(obj: Any) -> Any:
+    """``obj`` with every tensor inside nested tuples/lists/dicts cloned, so that a forward pass
+    that changes its inputs in place leaves the originals for the next run."""
+    if isinstance(obj, torch.Tensor):
+        return obj.clone()
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(cloned(o) for o in obj)
+    if isinstance(obj, dict):
+        return {k: cloned(v) for k, v in obj.items()}
+    return obj
 
 
 def output_errors(
@@ -76,7 +88,7 @@ def output_errors(
 def compare_outputs(
     reference: nn.Module, candidate: nn.Module, example_inputs: Any, rtol: float = 1e-5, seed: int = 0
 ) -> float:
-    """Run both models on the same random inputs; raise if any output differs.
+    """Run both models on the same random inputs (each on its own copy); raise if any output differs.
 
     Tolerance: ``||a - b|| <= rtol * ||a||`` per output tensor (plus a tiny absolute floor).
     Both run in eval mode; their train/eval flags and buffers are restored afterwards.
@@ -89,8 +101,8 @@ def compare_outputs(
     """
     args, kwargs = random_like_inputs(example_inputs, seed)
     with preserved_state(reference, candidate):
-        expected = list(iter_tensors(reference(*args, **kwargs)))
-        got = list(iter_tensors(candidate(*args, **kwargs)))
+        expected = list(iter_tensors(reference(*cloned(args), **cloned(kwargs))))
+        got = list(iter_tensors(candidate(*cloned(args), **cloned(kwargs))))
     worst = 0.0
     for i, b, err, norm in output_errors(expected, got, CompactionMismatch, ("masked model", "compacted")):
         rel = err / max(norm, 1e-30)

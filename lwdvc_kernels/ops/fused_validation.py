@@ -24,8 +24,40 @@ def _check_like(op: str, name: str, t: torch.Tensor, input: torch.Tensor) -> Non
         raise ValueError(f"{op}: {name} is on {t.device} but input is on {input.device}")
 
 
+#: Largest value an int64 holds: every size, byte count and index the kernels compute must fit.
+INT64_MAX = 2**63 - 1
+
+
 def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """Output length of a convolution along one dim (Python ints: never overflows; <= 0 when the
+    dilated kernel is larger than the padded input)."""
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _int_pair(op: str, name: str, value: Sequence[int], low: int) -> list[int]:
+    """``value`` as two Python ints in [low, INT64_MAX], else a ValueError naming ``name``."""
+    try:
+        entries = list(value)
+    except TypeError:
+        raise TypeError(f"{op}: {name} must be a sequence of two ints, got {value!r}") from None
+    if len(entries) != 2:
+        raise ValueError(f"{op}: stride, padding and dilation must have two entries each, {name} has {len(entries)}")
+    if not all(isinstance(v, (int, torch.SymInt)) and not isinstance(v, bool) for v in entries):
+        raise TypeError(f"{op}: {name} must hold ints, got {entries!r}")
+    if not all(low <= v <= INT64_MAX for v in entries):
+        kind = "positive" if low > 0 else "non-negative"
+        raise ValueError(f"{op}: {name} must be {kind} and fit in int64, got {entries}")
+    return entries
+
+
+def _check_extent(op: str, what: str, sizes: Sequence[int], itemsize: int, cause: str) -> None:
+    """A buffer of ``sizes`` elements (and its bytes) must be indexable with int64."""
+    count = 1
+    for size in sizes:
+        count *= size
+    if count * itemsize > INT64_MAX:
+        raise ValueError(f"{op}: {cause} gives {what} of {list(sizes)} ({count} elements), too large to "
+                         "index with int64")
 
 
 def check_conv2d_geometry(
@@ -33,8 +65,10 @@ def check_conv2d_geometry(
     dilation: Sequence[int], groups: int,
 ) -> tuple[int, int, int, int]:
     """Checks shared by the 2-D convolution ops (floating 4-D input and weight of one dtype and
-    device, stride / padding / dilation, groups, an output of at least one pixel); returns the
-    conv output shape (N, Cout, Ho, Wo)."""
+    device; stride and dilation positive, padding non-negative, all within int64; groups; a
+    kernel no larger than the padded input, as :func:`torch.nn.functional.conv2d` requires; a
+    padded input, an output and an im2col buffer whose element and byte counts fit in int64),
+    all in Python ints before any kernel runs; returns the conv output shape (N, Cout, Ho, Wo)."""
     check_floating(op, "input", input)
     check_floating(op, "weight", weight)
     if input.dim() != 4:
@@ -42,22 +76,35 @@ def check_conv2d_geometry(
     if weight.dim() != 4:
         raise ValueError(f"{op}: weight must be 4-D [Cout, Cin/groups, kh, kw], got shape {list(weight.shape)}")
     _check_like(op, "weight", weight, input)
-    if len(stride) != 2 or len(padding) != 2 or len(dilation) != 2:
-        raise ValueError(f"{op}: stride, padding and dilation must have two entries each")
-    if min(stride) <= 0 or min(dilation) <= 0 or min(padding) < 0:
-        raise ValueError(f"{op}: stride and dilation must be positive and padding non-negative")
+    stride = _int_pair(op, "stride", stride, 1)
+    padding = _int_pair(op, "padding", padding, 0)
+    dilation = _int_pair(op, "dilation", dilation, 1)
     cin, cout = input.size(1), weight.size(0)
-    if groups <= 0 or cin % groups or cout % groups:
+    if not isinstance(groups, (int, torch.SymInt)) or isinstance(groups, bool) or not 0 < groups <= INT64_MAX:
+        raise ValueError(f"{op}: groups must be a positive int within int64, got {groups!r}")
+    if cin % groups or cout % groups:
         raise ValueError(f"{op}: groups {groups} must divide input channels {cin} and output channels {cout}")
     if weight.size(1) * groups != cin:
         raise ValueError(
             f"{op}: weight {list(weight.shape)} with groups {groups} expects {weight.size(1) * groups} input "
             f"channels, input has {cin} (shape {list(input.shape)})"
         )
+    itemsize = input.element_size()
+    padded = [input.size(2) + 2 * padding[0], input.size(3) + 2 * padding[1]]
+    _check_extent(op, "a padded input", [input.size(0), cin, *padded], itemsize, f"padding {padding}")
+    kernel = [dilation[0] * (weight.size(2) - 1) + 1, dilation[1] * (weight.size(3) - 1) + 1]
+    if kernel[0] > padded[0] or kernel[1] > padded[1]:
+        raise ValueError(
+            f"{op}: the kernel ({kernel[0]} x {kernel[1]} with dilation {dilation}) is larger than the padded "
+            f"input ({padded[0]} x {padded[1]}): input {list(input.shape)}, weight {list(weight.shape)}, "
+            f"padding {padding}; the input is smaller than the kernel"
+        )
     out_h = conv_output_size(input.size(2), weight.size(2), stride[0], padding[0], dilation[0])
     out_w = conv_output_size(input.size(3), weight.size(3), stride[1], padding[1], dilation[1])
-    if out_h <= 0 or out_w <= 0:
-        raise ValueError(f"{op}: input {list(input.shape)} is smaller than the kernel {list(weight.shape)}")
+    cause = f"stride {stride}, padding {padding}, dilation {dilation}"
+    _check_extent(op, "an output", [input.size(0), cout, out_h, out_w], itemsize, cause)
+    _check_extent(op, "an im2col buffer", [cin // groups, weight.size(2), weight.size(3), out_h, out_w], itemsize,
+                  cause)
     return input.size(0), cout, out_h, out_w
 
 

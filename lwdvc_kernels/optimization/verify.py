@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from lwdvc_kernels.compaction.trace import iter_tensors
-from lwdvc_kernels.compaction.verify import output_errors
+from lwdvc_kernels.compaction.verify import cloned, output_errors
 
 __all__ = ["OptimizationMismatch", "relative_error"]
 
@@ -19,7 +19,9 @@ def relative_error(reference: nn.Module, candidate: nn.Module, inputs: tuple) ->
     """Worst ``||a - b|| / ||a||`` over the floating outputs (computed in float64).
 
     Unlike :func:`lwdvc_kernels.compaction.verify.compare_outputs` this runs the given inputs and
-    returns the error (the tolerance depends on the optimised dtype, see ``optimize``).
+    returns the error (the tolerance depends on the optimised dtype, see ``optimize``). Each
+    module runs on its own copy of ``inputs``, so a forward that changes its inputs in place
+    neither leaves them changed nor feeds the candidate changed values.
 
     Raises:
         OptimizationMismatch: when the two modules return different numbers or shapes of tensors,
@@ -28,10 +30,10 @@ def relative_error(reference: nn.Module, candidate: nn.Module, inputs: tuple) ->
     was_training = reference.training
     reference.eval()
     try:
-        want = list(iter_tensors(reference(*inputs)))
+        want = list(iter_tensors(reference(*cloned(inputs))))
     finally:
         reference.train(was_training)
-    got = list(iter_tensors(candidate(*inputs)))
+    got = list(iter_tensors(candidate(*cloned(inputs))))
     errors = output_errors(want, got, OptimizationMismatch, ("the original", "optimized module"))
     worst = max((err / max(norm, 1e-30) for _, _, err, norm in errors), default=0.0)
     return worst

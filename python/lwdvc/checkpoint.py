@@ -23,7 +23,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import tempfile
+import time
 from typing import Any
 
 import numpy as np
@@ -31,8 +33,8 @@ import torch
 
 from lwdvc.errors import InputFileError
 
-__all__ = ["FORMAT", "VERSION", "CheckpointError", "save_atomic", "load_checkpoint", "rng_state",
-           "set_rng_state", "checkpoint_codec", "check_codec_matches"]
+__all__ = ["FORMAT", "VERSION", "CheckpointError", "save_atomic", "remove_stale_temp_files", "load_checkpoint",
+           "rng_state", "set_rng_state", "checkpoint_codec", "check_codec_matches"]
 
 FORMAT = "lwdvc-train-checkpoint"
 VERSION = 1
@@ -42,10 +44,37 @@ class CheckpointError(InputFileError):
     """A checkpoint file is missing, unreadable, of another format or of another codec."""
 
 
+#: Names of the temporary files :func:`save_atomic` writes (``tempfile.mkstemp``'s 8 characters).
+_TEMP_NAME = re.compile(r"\.tmp-[a-z0-9_]{8}\.pt")
+#: A temporary file untouched for this many seconds is left over from a killed write.
+STALE_TEMP_SECONDS = 60.0
+
+
+def remove_stale_temp_files(folder: str) -> list[str]:
+    """Delete the temporary files of killed :func:`save_atomic` writes in ``folder``: only names
+    of its own pattern (``.tmp-XXXXXXXX.pt``) not modified for :data:`STALE_TEMP_SECONDS` (a
+    write in progress keeps touching its file). Returns the paths removed."""
+    removed = []
+    now = time.time()
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if not _TEMP_NAME.fullmatch(entry.name):
+                continue
+            try:
+                if entry.is_file(follow_symlinks=False) and now - entry.stat().st_mtime > STALE_TEMP_SECONDS:
+                    os.unlink(entry.path)
+                    removed.append(entry.path)
+            except OSError:  # removed meanwhile, or not ours to remove
+                continue
+    return removed
+
+
 def save_atomic(payload: dict[str, Any], path: str | os.PathLike) -> str:
     """Write ``payload`` with ``torch.save`` to a temporary file, fsync it, then ``os.replace``.
 
-    A crash at any moment leaves either the previous file or the new one, never a partial file.
+    A crash at any moment leaves either the previous file or the new one, never a partial file;
+    temporary files that killed writes left in the folder are removed after a successful write
+    (:func:`remove_stale_temp_files`).
 
     Returns:
         The path written.
@@ -64,6 +93,7 @@ def save_atomic(payload: dict[str, Any], path: str | os.PathLike) -> str:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    remove_stale_temp_files(folder)
     return path
 
 

@@ -151,3 +151,32 @@ def test_memory_format_of_the_compacted_model():
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="memory_format"):
         compact(model, x, masks=masks, memory_format=torch.preserve_format)
+
+
+class _InPlaceInput(torch.nn.Module):
+    """Changes its input in place before using it (as some decoders normalise their inputs)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Conv2d(3, 4, 1), torch.nn.Conv2d(4, 2, 1)
+
+    def forward(self, x):
+        x.mul_(2)
+        return self.b(torch.relu(self.a(x)))
+
+
+def test_verify_runs_each_model_on_its_own_copy_of_the_inputs():
+    torch.manual_seed(0)
+    model, x = _InPlaceInput(), torch.randn(1, 3, 4, 4)
+    small = compact(model, x, masks={"a": torch.tensor([1, 0, 1, 1]).bool()})
+    assert small.a.out_channels == 3
+
+
+def test_optimize_verifies_on_its_own_copy_of_the_inputs():
+    from lwdvc_kernels.optimization.verify import relative_error
+
+    torch.manual_seed(0)
+    model, x = _InPlaceInput().eval(), torch.randn(1, 3, 4, 4)
+    before = x.clone()
+    assert relative_error(model, copy.deepcopy(model), (x,)) == 0.0
+    assert torch.equal(x, before)

@@ -1,6 +1,7 @@
 """Individual channel rules: coupling, fixing, zero handling, errors."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -146,6 +147,39 @@ def test_unknown_op_raises_with_name_and_location():
     m = _Seq(lambda s, x: s.b(s.inner(s.a(x))), a=nn.Conv2d(3, 4, 1), inner=Inner(), b=nn.Conv2d(4, 2, 1))
     with pytest.raises(UnsupportedOpError, match=r"cumsum.*inner"):
         channel_groups(m, torch.randn(1, 3, 4, 4))
+
+
+@pytest.mark.parametrize("op, name", [(lambda y: y @ y, "matmul"), (lambda y: y * (y > 0), "gt"),
+                                      (lambda y: y @ torch.ones(4, 4), "matmul")])
+def test_unknown_op_in_operator_syntax_raises_the_named_error(op, name):
+    m = _Seq(lambda s, x: s.b(op(s.a(x))), a=nn.Conv2d(3, 4, 1), b=nn.Conv2d(4, 2, 1))
+    with pytest.raises(UnsupportedOpError, match=f"no rule for op {name!r}"):
+        channel_groups(m, torch.randn(1, 3, 4, 4))
+    assert issubclass(UnsupportedOpError, NotImplementedError) and not issubclass(UnsupportedOpError, TypeError)
+
+
+@pytest.mark.parametrize("op, name", [
+    (lambda y: y + torch.from_numpy(y.numpy()), "numpy"),
+    (lambda y: y + torch.as_tensor(np.asarray(y)), "__array__"),
+    (lambda y: y + torch.tensor(y.tolist()), "tolist"),
+    (lambda y: y * y.sum().item(), "item"),
+    (lambda y: y * float(y.mean()), "__float__"),
+    (lambda y: y * (2 if y.sum() > 0 else 3), "__bool__"),
+])
+def test_values_leaving_torch_raise_the_named_error(op, name):
+    m = _Seq(lambda s, x: s.b(op(s.a(x))), a=nn.Conv2d(3, 4, 1), b=nn.Conv2d(4, 2, 1))
+    x = torch.randn(1, 3, 4, 4)
+    with pytest.raises(UnsupportedOpError, match=f"cannot follow {name!r}"):
+        channel_groups(m, x)
+    with pytest.raises(UnsupportedOpError, match=f"cannot follow {name!r}"):
+        compact(m, x, masks={"a": torch.tensor([1, 0, 0, 1]).bool()}, verify=False)
+
+
+def test_values_of_parameters_and_shapes_may_leave_torch():
+    m = _Seq(lambda s, x: s.b(s.a(x) * s.scale.item() * float(x.shape[1])),
+             a=nn.Conv2d(3, 4, 1), b=nn.Conv2d(4, 2, 1))
+    m.scale = nn.Parameter(torch.tensor(2.0))
+    assert [g.name for g in channel_groups(m, torch.randn(1, 3, 4, 4)).prunable] == ["a"]
 
 
 def test_computed_conv_weight_raises():

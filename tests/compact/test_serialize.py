@@ -98,3 +98,67 @@ def test_nested_sequential_with_ten_or_more_children_without_template(tmp_path, 
     x = torch.randn(1, 4, 6, 6)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
+
+
+def _rewritten(tmp_path, change=None, text=None, tensors=None):
+    """A valid saved Sequential whose layout (or tensors) ``change`` / ``text`` / ``tensors`` replace."""
+    import copy
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    good = tmp_path / "good.safetensors"
+    save(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 1)), good)
+    with safe_open(str(good), framework="pt") as f:
+        layout = json.loads(f.metadata()["lwdvc.layout"])
+        stored = {k: f.get_tensor(k) for k in f.keys()}
+    if change is not None:
+        layout = copy.deepcopy(layout)
+        layout = change(layout) or layout
+    bad = tmp_path / "bad.safetensors"
+    save_file(tensors(stored) if tensors else stored, str(bad),
+              metadata={"lwdvc.layout": text if text is not None else json.dumps(layout)})
+    return bad
+
+
+def _deep_modules(layout):
+    chain = {".".join(["0"] * i): {"type": "torch.nn.modules.container.Sequential", "attrs": {}, "tensors": {}}
+             for i in range(1, 3000)}
+    return {**layout, "modules": {"": layout["modules"][""], **chain}}
+
+
+def _set(path, value):
+    def change(layout):
+        target = layout
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    return change
+
+
+@pytest.mark.parametrize("change, text, tensors, match", [
+    pytest.param(lambda layout: [1, 2], None, None, "must be a JSON object", id="list"),
+    pytest.param(lambda layout: {k: v for k, v in layout.items() if k != "modules"}, None, None,
+                 "'modules' must be an object", id="no-modules"),
+    pytest.param(None, "[" * 3000 + "]" * 3000, None, "no valid lwdvc layout", id="deep-json"),
+    pytest.param(_deep_modules, None, None, "modules nest at most 64 deep", id="deep-modules"),
+    pytest.param(_set(["modules", "0", "attrs"], None), None, None, "'attrs' must be a dict", id="attrs-null"),
+    pytest.param(lambda layout: layout["modules"]["0"]["attrs"].pop("in_channels") and None, None, None,
+                 "bad or missing attributes: KeyError: 'in_channels'", id="attr-missing"),
+    pytest.param(_set(["modules", "0", "attrs", "in_channels"], "three"), None, None, "bad or missing attributes",
+                 id="attr-type"),
+    pytest.param(_set(["modules", "0", "tensors", "weight", "dtype"], "int64"), None, None,
+                 "a parameter must have a floating dtype", id="integer-parameter"),
+    pytest.param(_set(["modules", "0", "tensors", "weight", "dtype"], "fancy"), None, None,
+                 "dtype must name a torch dtype", id="unknown-dtype"),
+    pytest.param(_set(["modules", "0", "tensors", "weight", "shape"], "big"), None, None,
+                 "shape must be a list of sizes", id="shape-type"),
+    pytest.param(lambda layout: layout["modules"].__setitem__("x", layout["modules"].pop("1")), None, None,
+                 "children that are not numbered", id="child-name"),
+    pytest.param(None, None, lambda t: {**t, "0.weight": t["0.weight"].long()}, "has dtype torch.int64",
+                 id="integer-tensor"),
+])
+def test_malformed_layouts_raise_value_error(tmp_path, change, text, tensors, match):
+    path = _rewritten(tmp_path, change, text, tensors)
+    with pytest.raises(ValueError, match=match):
+        load(path)

@@ -66,3 +66,15 @@ def test_special_values_and_rounding_bit_exact(dst):
     want = x.to(dst, memory_format=torch.channels_last)
     bits = torch.int32 if dst == torch.float32 else torch.int16
     assert torch.equal(got.view(bits), want.view(bits))
+
+
+@pytest.mark.parametrize("backend", ["auto", "reference"])
+@pytest.mark.parametrize("channels", [1, 3, 32])
+@pytest.mark.parametrize("dtype", [None, torch.float32])
+def test_always_a_new_tensor(backend, channels, dtype):
+    x = torch.randn(2, channels, 5, 4).contiguous(memory_format=torch.channels_last)
+    out = ops.to_channels_last(x, dtype, backend=backend)
+    assert out is not x and out.data_ptr() != x.data_ptr()
+    assert out.is_contiguous(memory_format=torch.channels_last) and torch.equal(out, x)
+    out.zero_()
+    assert not torch.equal(out, x)

@@ -24,6 +24,20 @@ def test_save_atomic_replaces_and_leaves_no_temp_files(tmp_path):
     assert os.listdir(path.parent) == ["checkpoint.pt"]
 
 
+def test_save_atomic_removes_temp_files_of_killed_writes(tmp_path):
+    stale, fresh = tmp_path / ".tmp-abcd1234.pt", tmp_path / ".tmp-wxyz_789.pt"
+    others = [tmp_path / ".tmp-notours.txt", tmp_path / "tmp-abcd1234.pt", tmp_path / ".tmp-abc.pt"]
+    for file in (stale, fresh, *others):
+        file.write_bytes(b"partial")
+    old = os.path.getmtime(stale) - 3600
+    for file in (stale, *others):
+        os.utime(file, (old, old))
+    save_atomic(_payload(1.0), tmp_path / "checkpoint.pt")
+    assert not stale.exists()
+    assert fresh.exists()  # possibly a write in progress
+    assert all(file.exists() for file in others)
+
+
 def test_failed_write_keeps_the_previous_file(tmp_path):
     path = tmp_path / "checkpoint.pt"
     save_atomic(_payload(1.0), path)

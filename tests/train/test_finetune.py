@@ -91,3 +91,17 @@ def test_pruning_is_deterministic_for_a_seed_and_thread_count(ald):
     assert all(torch.equal(v, again["compacted"].inter.state_dict()[k]) for k, v in weights.items())
     # and the seed matters: another seed draws other crops and noise
     assert [row["loss"] for row in first["history"]] != [row["loss"] for row in other["history"]]
+
+
+def test_non_finite_deformable_offsets_stop_the_pruning_fine_tune_as_diverged(monkeypatch):
+    from lwdvc.train import TrainingDiverged
+    from lwdvc_kernels.ops.deform_conv2d_torchvision import NonFiniteOffsetError
+
+    def diverged(self, *args, **kwargs):
+        raise NonFiniteOffsetError("deform_conv2d: offset holds NaN or inf values")
+
+    teacher = VideoCodec("dcvc_hem", width=0.125).eval()
+    monkeypatch.setattr(VideoCodec, "code_inter", diverged)
+    config = PruneConfig(steps=2, crop=64, batch_size=1, max_side=160, max_frames=3, threads=1, ald=False)
+    with pytest.raises(TrainingDiverged, match="forward pass met non-finite values at step 1.*offset holds NaN"):
+        prune_codec(teacher, config, progress=False)

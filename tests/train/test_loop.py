@@ -112,6 +112,22 @@ def test_resume_with_another_codec_is_a_clear_error(tmp_path):
         train(tiny_config(steps=2, family="fvc"), tmp_path, resume=True, progress=False)
 
 
+def test_resume_with_changed_settings_warns_in_one_line(tmp_path, capsys):
+    train(tiny_config(steps=1), tmp_path, progress=False)
+    capsys.readouterr()
+    changed = tiny_config(steps=2, lr=tiny_config().lr * 2, seed=7)
+    result = train(changed, tmp_path, resume=True, progress=False)
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(err) == 1, err
+    assert f"lr {tiny_config().lr!r} -> {changed.lr!r}" in err[0]
+    assert f"seed {tiny_config().seed!r} -> 7" in err[0] and "steps 1 -> 2" in err[0]
+    assert "crop" not in err[0] and result["step"] == 2
+    train(tiny_config(steps=2), tmp_path / "same", progress=False)
+    capsys.readouterr()
+    train(tiny_config(steps=2), tmp_path / "same", resume=True, progress=False)
+    assert "warning:" not in capsys.readouterr().err
+
+
 def test_resume_without_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         train(tiny_config(), tmp_path, resume=True, progress=False)

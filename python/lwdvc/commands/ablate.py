@@ -24,6 +24,7 @@ from lwdvc.commands.common import (
     add_sequence_options,
     gop_settings,
     load_codec,
+    make_output_folder,
     test_sequences,
 )
 from lwdvc.commands.prune import add_prune_options, prune_config
@@ -139,12 +140,12 @@ def run(args: argparse.Namespace) -> int:
     settings = gop_settings(args)
     sequences = test_sequences(args, max_frames=settings.frames)
     rates = list(range(teacher.num_rates))
+    make_output_folder(args.out)
     info = _settings(args, settings, sequences)
     report = _previous_report(args.out, info, args.overwrite)
     if report is None:
         anchor = rd_curve(teacher, sequences, rates, settings, label="teacher", progress=progress)
         report = {"settings": info, "teacher_rd": anchor, "variants": [], "histories": {}, "seconds": 0.0}
-    os.makedirs(args.out, exist_ok=True)
     done = {run_key(r["variant"], r["selection"], r["seed"]) for r in report["variants"]}
     planned = _planned_runs(args)
     spent = float(report.get("seconds", 0.0))

@@ -6,11 +6,24 @@ import os
 
 from lwdvc.errors import BadArgumentError
 
-__all__ = ["load_codec", "add_sequence_options", "test_sequences", "add_gop_options", "gop_settings",
-           "add_classical_options", "classical_codecs", "DEFAULT_MODEL"]
+__all__ = ["make_output_folder", "load_codec", "add_sequence_options", "test_sequences", "add_gop_options",
+           "gop_settings", "add_classical_options", "classical_codecs", "DEFAULT_MODEL"]
 
 #: The teacher shipped with the package.
 DEFAULT_MODEL = "pretrained:dcvc_hem_w025_v2"
+
+
+def make_output_folder(path: str, option: str = "--out") -> str:
+    """Create the output folder ``path`` (and its parents) unless it exists.
+
+    Raises:
+        BadArgumentError: ``path`` (or a parent) is an existing file.
+    """
+    try:
+        os.makedirs(path, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        raise BadArgumentError(f"{option} {path}: a file is in the way of the output folder ({error})") from None
+    return path
 
 
 def load_codec(spec: str):

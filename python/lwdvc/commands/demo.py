@@ -20,6 +20,7 @@ from lwdvc.commands.common import (
     classical_codecs,
     gop_settings,
     load_codec,
+    make_output_folder,
     test_sequences,
 )
 from lwdvc.commands.prune import add_prune_options, prune_config
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     compaction = result["compaction"]
     print(f"[3/4] compacted and verified: decoder MACs {compaction['dense_macs'] / 1e6:.1f} M -> "
           f"{compaction['macs'] / 1e6:.1f} M ({100 * compaction['mac_reduction']:.1f}% fewer)", flush=True)
-    os.makedirs(args.out, exist_ok=True)
+    make_output_folder(args.out)
     save_compacted(result["compacted"], os.path.join(args.out, "pruned"), description="demo: GD + ALD",
                    training={"prune_config": result["config"]})
     curves = plot_training_curves(result["history"], os.path.join(args.out, "curves.png"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from lwdvc.commands.common import DEFAULT_MODEL, load_codec
+from lwdvc.commands.common import DEFAULT_MODEL, load_codec, make_output_folder
 
 HELP = "prune a codec's P-frame decoder (gradient decay + layer-wise distillation) and compact it"
 
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
     teacher = load_codec(args.model)
     config = prune_config(args, args.mode, not args.no_ald)
-    os.makedirs(args.out, exist_ok=True)
+    make_output_folder(args.out)
     logger = JsonlLogger(os.path.join(args.out, "metrics.jsonl"))
     try:
         result = prune_codec(teacher, config, progress=not args.no_progress, log=logger.log)

@@ -84,15 +84,37 @@ def save_compacted(codec, path: str | os.PathLike, description: str = "",
     return str(json_path), str(weights)
 
 
+def _weights_path(json_path: Path, meta: dict[str, Any]) -> Path:
+    """The weights file a model description names: a plain file name inside its own folder."""
+    name = meta["weights"]
+    if not isinstance(name, str) or not name:
+        raise InputFileError(f"{json_path}: \"weights\" must be a file name, got {name!r}")
+    relative = Path(name)
+    if relative.is_absolute() or ".." in relative.parts or relative.drive:
+        raise InputFileError(f"{json_path}: the weights file {name!r} must lie in the description's folder "
+                             "(a relative path without '..')")
+    return json_path.parent / relative
+
+
+def _read_tensors(weights: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise InputFileError(f"{weights} is not a safetensors file ({error})") from error
+
+
 def load_weights(json_path: str | os.PathLike):
-    """Load a codec written by :func:`save_weights` (float32, eval mode).
+    """Load a codec written by :func:`save_weights` or :func:`save_compacted` (float32, eval mode).
 
     Raises:
         FileNotFoundError: the JSON or the weights file is missing (named).
-        ValueError: the JSON is not an lwdvc codec description, or the weights do not fit.
+        InputFileError: the JSON is not an lwdvc codec description, names a weights file outside
+            its folder, or the weights are not safetensors or do not fit.
+        ConfigError: the codec config is bad (e.g. an absurd width or number of rate points).
     """
-    from safetensors.torch import load_file
-
     from lwdvc.models.video_codec import VideoCodec
     from lwdvc.models.zoo import load_state_dict_checked
 
@@ -102,8 +124,8 @@ def load_weights(json_path: str | os.PathLike):
     try:
         meta = json.loads(json_path.read_text())
         codec_config = meta["codec"]
-        weights = json_path.parent / meta["weights"]
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        weights = _weights_path(json_path, meta)
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
         raise InputFileError(f"{json_path} is not an lwdvc model description: {error}") from error
     if not weights.is_file():
         raise FileNotFoundError(f"weights file not found: {weights}")
@@ -111,8 +133,11 @@ def load_weights(json_path: str | os.PathLike):
     if meta.get("compacted"):
         import lwdvc_kernels
 
-        return lwdvc_kernels.load(weights, template=codec).eval()
-    state = {k: v.float() for k, v in load_file(str(weights)).items()}
+        try:
+            return lwdvc_kernels.load(weights, template=codec).eval()
+        except ValueError as error:
+            raise InputFileError(f"{weights}: {error}") from error
+    state = {k: v.float() for k, v in _read_tensors(weights).items()}
     load_state_dict_checked(codec, state)
     return codec.eval()
 

@@ -13,6 +13,7 @@ scale-hyperprior I-frame codec) have one rate point, index 0.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,8 @@ from torch import nn
 from lwdvc.errors import ConfigError
 from lwdvc.models.zoo import build
 
-__all__ = ["FAMILIES", "Family", "Q_SCALE_RANGE", "VideoCodec", "check_codec_config", "spread_q_scales"]
+__all__ = ["FAMILIES", "Family", "MAX_ANCHORS", "MAX_WIDTH", "Q_SCALE_RANGE", "VideoCodec",
+           "check_codec_config", "spread_q_scales"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,28 @@ FAMILIES: dict[str, Family] = {
 }
 
 
+#: Largest width factor and number of rate points a codec config may ask for: beyond them the
+#: layers would take absurd memory (width 1 is the official size, 4 the official rate points).
+MAX_WIDTH = 4.0
+MAX_ANCHORS = 64
+
+
+def _number(config: dict[str, Any], key: str, default: Any, integral: bool = False) -> float | int:
+    """``config[key]`` as a finite number (a JSON number or numeric string), else ConfigError."""
+    value = config.get(key, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"codec {key} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise ConfigError(f"codec {key} must be a finite number, got {value!r}")
+    if integral:
+        if not number.is_integer():
+            raise ConfigError(f"codec {key} must be a whole number, got {value!r}")
+        return int(number)
+    return number
+
+
 def check_codec_config(config: dict[str, Any]) -> dict[str, Any]:
     """Validate and normalise a codec config ``{"family", "width", "intra_width", "anchors"}``.
 
@@ -54,18 +78,22 @@ def check_codec_config(config: dict[str, Any]) -> dict[str, Any]:
         A new JSON-able dict with every key present.
 
     Raises:
-        ConfigError: unknown family, a non-positive width or no rate point.
+        ConfigError: unknown family; a width that is not a finite number in (0, MAX_WIDTH]; a
+            number of rate points that is not a whole number in [1, MAX_ANCHORS].
     """
+    if not isinstance(config, dict):
+        raise ConfigError(f"a codec config must be a mapping, got {type(config).__name__}")
     family = config.get("family")
-    if family not in FAMILIES:
+    if not isinstance(family, str) or family not in FAMILIES:
         raise ConfigError(f"unknown codec family {family!r}; choose one of {', '.join(sorted(FAMILIES))}")
-    width = float(config.get("width", 1.0))
-    intra_width = float(config.get("intra_width", width))
-    if not (width > 0 and intra_width > 0):
-        raise ConfigError(f"codec widths must be > 0, got width={width}, intra_width={intra_width}")
-    anchors = int(config.get("anchors", 4)) if FAMILIES[family].variable_rate else 1
-    if anchors < 1:
-        raise ConfigError(f"anchors must be >= 1, got {anchors}")
+    width = _number(config, "width", 1.0)
+    intra_width = _number(config, "intra_width", width)
+    if not (0 < width <= MAX_WIDTH and 0 < intra_width <= MAX_WIDTH):
+        raise ConfigError(f"codec widths must be > 0 and at most {MAX_WIDTH:g}, got width={width}, "
+                          f"intra_width={intra_width}")
+    anchors = _number(config, "anchors", 4, integral=True) if FAMILIES[family].variable_rate else 1
+    if not 1 <= anchors <= MAX_ANCHORS:
+        raise ConfigError(f"anchors must be in [1, {MAX_ANCHORS}], got {anchors}")
     return {"family": family, "width": width, "intra_width": intra_width, "anchors": anchors}
 
 

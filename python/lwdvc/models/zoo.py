@@ -7,6 +7,7 @@ into it, with every key mismatch reported by name.
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -144,11 +145,19 @@ def load_official(name: str, path: str | os.PathLike, **config: Any) -> nn.Modul
 
     Returns:
         The model in eval mode with the checkpoint's weights.
+
+    Raises:
+        InputFileError: the file holds pickled objects other than tensors and plain containers.
+        StateDictMismatchError: the weights do not fit the model (every offending key named).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint file not found: {os.fspath(path)!r}")
     model = build(name, **config)
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # torch's text would suggest weights_only=False: never done here
+        raise InputFileError(f"checkpoint {os.fspath(path)!r} holds pickled code or objects beyond tensors "
+                             "(unsupported globals); it is refused, only tensors are loaded") from None
     state = unwrap_checkpoint(checkpoint)
     load_state_dict_checked(model, state, getattr(model, "ignored_official_key", None))
     return model.eval()

@@ -13,7 +13,9 @@ student's state, so teacher and student see identical inputs; the distiller accu
 features of all P-frame calls of a step.
 
 Loss per step: sum over the P-frames of ``lambda[rate] * MSE + bpp`` ``+ pruner.loss()`` (``wd``
-mode, ``threshold`` selection's proxy term) ``+ lambda3(t) * L_ALD``.
+mode, ``threshold`` selection's proxy term) ``+ lambda3(t) * L_ALD``. A non-finite loss, or a
+forward pass that meets non-finite values (deformable offsets, distribution parameters; the same
+check as training's, :func:`lwdvc.train.loop.guarded_forward`), stops it with ``TrainingDiverged``.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from lwdvc.models.video_codec import VideoCodec
 from lwdvc.prune import MODES, SELECTIONS, Pruner, finalize
 from lwdvc.train.config import check_finite_fields, default_lambdas
 from lwdvc.train.data import training_dataset
-from lwdvc.train.loop import TrainingDiverged
+from lwdvc.train.loop import TrainingDiverged, guarded_forward
 from lwdvc.train.sampler import StepSampler
 
 __all__ = ["PruneConfig", "prune_codec", "executed_decoder_modules"]
@@ -210,7 +212,10 @@ def prune_codec(teacher: VideoCodec, config: PruneConfig, progress: bool = True,
                 if distiller is not None:  # the teacher codes the same frame from the student's state
                     args, kwargs = teacher.inter_inputs(group[:, t], state, rate)
                     distiller.teacher_forward(*args, accumulate=t > 1, **kwargs)
-                out = student.code_inter(group[:, t], state, rate)
+                out, failure = guarded_forward(student.code_inter, group[:, t], state, rate)
+                if failure is not None:
+                    raise TrainingDiverged(f"pruning fine-tune diverged: the forward pass met non-finite values "
+                                           f"at step {step + 1} ({failure}); lower the learning rate") from failure
                 # the next P-frame codes from this decoded state; gradients stop at the reference
                 state = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in out["state"].items()}
                 frame_mse = (out["recon"] - group[:, t]).square().mean(dim=(1, 2, 3))

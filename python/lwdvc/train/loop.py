@@ -5,9 +5,10 @@ checkpoint, ``<out_dir>/checkpoint.pt``, written atomically every ``checkpoint_e
 at the end. A folder that already holds one is refused unless the run resumes it or
 ``overwrite=True`` replaces it. ``resume=True`` continues from it and reproduces the uninterrupted run: the model,
 optimiser, scheduler, every rank's torch/numpy/python RNG state and the sampler position (a
-function of the step) are restored. Run it under ``torchrun --nproc_per_node K`` for K data-parallel
-processes (gloo on CPU). A non-finite loss or gradient, non-finite values met in the forward pass
-(offsets reaching a deformable convolution,
+function of the step) are restored; settings that differ from the checkpoint's (lr, seed, crop...)
+are listed in one warning line on stderr, and the run continues with the given ones. Run it
+under ``torchrun --nproc_per_node K`` for K data-parallel processes (gloo on CPU). A non-finite
+loss or gradient, non-finite values met in the forward pass (offsets reaching a deformable convolution,
 :class:`~lwdvc_kernels.ops.deform_conv2d_torchvision.NonFiniteOffsetError`, or parameters of a
 ``torch.distributions`` distribution, whose validation raises ``ValueError``) or model weights
 that are not all finite when a checkpoint is due stop the run with :class:`TrainingDiverged`
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 from typing import Any
 
 import numpy as np
@@ -45,7 +47,7 @@ from lwdvc.train.objective import RDObjective, check_motion_stage
 from lwdvc.train.sampler import StepSampler
 from lwdvc_kernels.ops.deform_conv2d_torchvision import NonFiniteOffsetError
 
-__all__ = ["train", "TrainingDiverged", "CHECKPOINT_NAME", "load_init_weights"]
+__all__ = ["train", "TrainingDiverged", "CHECKPOINT_NAME", "load_init_weights", "guarded_forward"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -155,8 +157,8 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     Raises:
         TrainingDiverged: the loss or gradient stopped being finite.
         CheckpointError: ``resume`` without a usable checkpoint, or one of another codec.
-        BadArgumentError: ``out_dir`` already holds a checkpoint and neither ``resume`` nor
-            ``overwrite`` is set (or both are).
+        BadArgumentError: ``out_dir`` is a file, or already holds a checkpoint and neither
+            ``resume`` nor ``overwrite`` is set (or both are).
     """
     out_dir = os.fspath(out_dir)
     path = os.path.join(out_dir, CHECKPOINT_NAME)
@@ -166,11 +168,31 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     if not resume and not overwrite and os.path.exists(path):
         raise BadArgumentError(f"{out_dir} already holds a checkpoint ({path}); pass --resume to continue it, "
                                "--overwrite to replace it, or choose another output folder")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise BadArgumentError(f"the output folder {out_dir} is an existing file; give a folder (new or existing)")
     ctx = DistContext.from_env()
     try:
         return _train(config, out_dir, resume, progress, ctx)
     finally:
         ctx.close()
+
+
+def changed_settings(stored_json: str, config: TrainConfig) -> list[str]:
+    """``"name old -> new"`` for every setting of ``config`` that differs from the stored JSON."""
+    try:
+        stored = json.loads(stored_json)
+    except (TypeError, ValueError):
+        return []
+    current = json.loads(config.to_json())
+    return [f"{name} {stored.get(name)!r} -> {value!r}" for name, value in sorted(current.items())
+            if name in stored and stored[name] != value]
+
+
+def _warn_changed_settings(payload: dict, config: TrainConfig, path: str) -> None:
+    changed = changed_settings(payload.get("config"), config)
+    if changed:
+        print(f"warning: resuming {path} with changed settings (the run continues with the new values): "
+              f"{', '.join(changed)}", file=sys.stderr)
 
 
 def _train(config: TrainConfig, out_dir: str, resume: bool, progress: bool,
@@ -184,6 +206,8 @@ def _train(config: TrainConfig, out_dir: str, resume: bool, progress: bool,
     if resume:
         payload = load_checkpoint(path)
         check_codec_matches(payload, config.codec_config(), path)
+        if ctx.is_main:
+            _warn_changed_settings(payload, config, path)
         if len(payload["rng"]) != ctx.world:
             raise CheckpointError(f"{path} was written by {len(payload['rng'])} processes, "
                                   f"resuming needs the same number (got {ctx.world})")
@@ -244,20 +268,27 @@ def _train(config: TrainConfig, out_dir: str, resume: bool, progress: bool,
     return {"step": step, "checkpoint": path, "history": history, "codec": codec}
 
 
-def _forward(model, group: torch.Tensor, rate: torch.Tensor,
-             precision: str = "float32") -> tuple[dict | None, Exception | None]:
-    """``(model(group, rate), None)``, or ``(None, error)`` when the forward pass met non-finite
-    values it cannot compute with (a diverged model). ``precision`` "bfloat16" runs it under
-    bfloat16 autocast."""
+def guarded_forward(fn, *args, **kwargs) -> tuple[Any, Exception | None]:
+    """``(fn(*args, **kwargs), None)``, or ``(None, error)`` when the forward pass met non-finite
+    values it cannot compute with (a diverged model): offsets reaching a deformable convolution
+    (:class:`NonFiniteOffsetError`) or NaN/inf parameters of a ``torch.distributions``
+    distribution. Any other error propagates. Shared by training and the pruning fine-tune."""
     try:
-        with torch.autocast(group.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
-            return model(group, rate), None
+        return fn(*args, **kwargs), None
     except NonFiniteOffsetError as error:
         return None, error
     except ValueError as error:
         if not _non_finite_distribution_argument(error):
             raise
         return None, ValueError(str(error).split(", but found invalid values")[0].strip())
+
+
+def _forward(model, group: torch.Tensor, rate: torch.Tensor,
+             precision: str = "float32") -> tuple[dict | None, Exception | None]:
+    """:func:`guarded_forward` of ``model(group, rate)``; ``precision`` "bfloat16" runs it under
+    bfloat16 autocast."""
+    with torch.autocast(group.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+        return guarded_forward(model, group, rate)
 
 
 def _non_finite_distribution_argument(error: ValueError) -> bool:
