@@ -71,6 +71,32 @@ def round_masks(
     return rounded
 
 
+def keep_a_channel_of_every_layer(
+    model: nn.Module, analysis: ChannelAnalysis, masks: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Restore, in every group, the most important channel of each tensor that would lose all of
+    its channels of that group (e.g. the branch of a concatenation whose channels are all pruned
+    while the other part keeps some): a layer with zero output or input channels cannot run.
+
+    Args:
+        masks: ``{group name: bool keep-mask}`` for every group (not modified).
+
+    Returns:
+        New masks, equal to ``masks`` except for the restored channels.
+    """
+    result = {}
+    for group in analysis.groups:
+        mask = masks[group.name].clone()
+        score = None
+        for member in group.members:
+            if member.units.numel() and not bool(mask[member.units].any()):
+                if score is None:
+                    score = unit_importance(model, analysis, group.name)
+                mask[member.units[torch.argmax(score[member.units])]] = True
+        result[group.name] = mask
+    return result
+
+
 def set_memory_format(model: nn.Module, memory_format: torch.memory_format) -> nn.Module:
     """Store every 4-D parameter and buffer of ``model`` in ``memory_format``, in place.
 
@@ -118,7 +144,8 @@ def compact(
         verify: run the masked model (with restored channels unmasked) and the compacted model
             on the same random inputs and raise :class:`CompactionMismatch` if they differ.
         rtol: relative tolerance of the verification (of each output's norm).
-        return_masks: also return the final ``{group name: bool keep-mask}`` (after rounding).
+        return_masks: also return the final ``{group name: bool keep-mask}`` (after rounding,
+            and after restoring one channel of any layer that would lose all of its channels).
         memory_format: layout of the compacted model's 4-D parameters and buffers.
             ``torch.channels_last`` (default) makes its 2-D convolutions run channels-last (NHWC)
             whatever the layout of the input, which handles the irregular channel counts of a
@@ -145,7 +172,7 @@ def compact(
         if not bool(requested[name].all()):
             raise ValueError(f"group {name!r} is not prunable ({analysis[name].reasons[0]})")
     keep = analysis.keep_masks(requested)
-    keep = round_masks(work, analysis, keep, round_to)
+    keep = keep_a_channel_of_every_layer(work, analysis, round_masks(work, analysis, keep, round_to))
     reference = copy.deepcopy(work) if verify else None
     slice_pruned(work, analysis, keep)
     set_memory_format(work, memory_format)
