@@ -1,7 +1,7 @@
 """Decoder latency, dense vs compacted, CPU float32, frame 448x256, at 65% MAC reduction.
 
 Run: ``PYTHONPATH=python:. python -m pytest benchmarks/test_bench_compact.py --benchmark-only``.
-For each codec the variants run side by side in one session:
+For each codec the variants run side by side in one process:
 
 - ``dense``: the dense decoder as the codec builds it (NCHW weights and inputs);
 - ``dense_nhwc``: the same dense decoder with channels-last weights (its best eager layout);
