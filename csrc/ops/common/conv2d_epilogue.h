@@ -14,10 +14,11 @@ namespace lwdvc {
 // Activation codes; the schema passes the names "none", "relu" and "leaky_relu".
 enum class Activation : int { kNone = 0, kRelu = 1, kLeakyRelu = 2 };
 
-// acc_t is float, or double for float64 tensors.
+// acc_t is float, or double for float64 tensors. NaN stays NaN, as in F.relu / F.leaky_relu
+// (`v < 0` is false for NaN; a max(v, 0) would return the 0).
 template <typename acc_t>
 LWDVC_HOST_DEVICE acc_t apply_activation(acc_t v, Activation act, acc_t negative_slope) {
-  if (act == Activation::kRelu) return v > acc_t(0) ? v : acc_t(0);
+  if (act == Activation::kRelu) return v < acc_t(0) ? acc_t(0) : v;
   if (act == Activation::kLeakyRelu) return v > acc_t(0) ? v : v * negative_slope;
   return v;
 }
