@@ -35,10 +35,15 @@ LWDVC_HOST_DEVICE ShuffledIndex pixel_shuffle_index(int64_t c, int64_t h, int64_
   return ShuffledIndex{c / rr, h * r + sub / r, w * r + sub % r};
 }
 
-// Output size of a convolution along one spatial dim.
+// Output size of a convolution along one spatial dim: floor((in + 2p - d(k-1) - 1) / s) + 1, which
+// is <= 0 when the dilated kernel is larger than the padded input (C++ `/` truncates toward zero
+// and would give 1 for a numerator in (-s, 0)). Callers keep the terms within int64 (the
+// preconditions check them, see require_conv2d).
 LWDVC_HOST_DEVICE int64_t conv_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t padding,
                                            int64_t dilation) {
-  return (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
+  const int64_t span = in + 2 * padding - dilation * (kernel - 1) - 1;
+  const int64_t steps = span >= 0 ? span / stride : -((-span + stride - 1) / stride);
+  return steps + 1;
 }
 
 }  // namespace lwdvc
