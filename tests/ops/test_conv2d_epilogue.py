@@ -173,6 +173,35 @@ def test_relu_keeps_nan(case, value):
     torch.testing.assert_close(got, want, atol=atol, rtol=rtol, equal_nan=True)
 
 
+# A strided bias (a view of every other element) through the oneDNN paths: oneDNN's fused ops
+# read the bias as dense memory. (cin, cout, kernel, padding, groups, activation, upscale,
+# residual, channels_last, hw)
+STRIDED_BIAS_CASES = [
+    (6, 12, 3, 1, 3, "none", 1, False, False, 5),  # oneDNN, fused post-ops
+    (6, 12, 3, 1, 1, "relu", 1, False, True, 5),
+    (6, 12, 3, 1, 1, "relu", 2, True, True, 5),  # oneDNN, then the vector pass
+    (6, 12, 1, 0, 1, "leaky_relu", 1, True, True, 3),  # 1x1 on few pixels: oneDNN's matrix product
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("case", STRIDED_BIAS_CASES, ids=[f"case{i}" for i in range(len(STRIDED_BIAS_CASES))])
+def test_strided_bias(case, dtype):
+    cin, cout, k, padding, groups, activation, upscale, with_residual, channels_last, hw = case
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(2, cin, hw, hw, generator=g).to(dtype)
+    w = (torch.randn(cout, cin // groups, k, k, generator=g) / (cin * k) ** 0.5).to(dtype)
+    b = torch.randn(2 * cout, generator=g).to(dtype)[::2]
+    r = torch.randn(2, cout // upscale**2, hw * upscale, hw * upscale, generator=g).to(dtype) if with_residual else None
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    kw = dict(padding=padding, groups=groups, activation=activation, negative_slope=0.1, upscale=upscale)
+    got = ops.conv2d_epilogue(x, w, b, r, **kw)
+    want = oracle(x, w, b, r, 1, padding, 1, groups, activation, 0.1, upscale)
+    atol, rtol = CONV_TOLERANCE[dtype]
+    torch.testing.assert_close(got.double(), want, atol=atol, rtol=rtol)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(
     "change,error,match",

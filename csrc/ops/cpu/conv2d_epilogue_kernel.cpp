@@ -133,7 +133,8 @@ std::optional<at::Tensor> onednn_convolution(const at::Tensor& input, const at::
   stack.emplace_back(input);
   if (binary) stack.emplace_back(residual->contiguous(format));
   stack.emplace_back(weight.contiguous(format));
-  stack.emplace_back(bias.has_value() ? c10::IValue(*bias) : c10::IValue());
+  // contiguous: the fused op reads a strided bias as if it were dense
+  stack.emplace_back(bias.has_value() ? c10::IValue(bias->contiguous()) : c10::IValue());
   stack.emplace_back(to_vector(padding));
   stack.emplace_back(to_vector(stride));
   stack.emplace_back(to_vector(dilation));
