@@ -56,3 +56,28 @@ def test_cuda_matches_reference(backend):
     weights = [torch.randn(16, 8, 3, 3), torch.randn(8, 16)]
     got = ops.channel_norm([w.cuda() for w in weights], [0, 1], backend=backend)
     torch.testing.assert_close(got.cpu().double(), oracle(weights, [0, 1]), rtol=1e-5, atol=1e-6)
+
+
+# Sums that leave float32's range or precision: squares above 1.8e19 overflow, below 1e-19
+# underflow, and a float32 sum of 2**25 ones stops at 2**24 (norm 4096 instead of 5792.6).
+EXTREME = [
+    pytest.param(lambda: torch.tensor([[1e20]]), id="huge"),
+    pytest.param(lambda: torch.tensor([[1e-25]]), id="tiny"),
+    pytest.param(lambda: torch.tensor([[2e38, 2e38, -1e38]]), id="float32-max"),
+    pytest.param(lambda: torch.tensor([[1e20, 1.0]]).bfloat16(), id="huge-bfloat16"),
+    pytest.param(lambda: torch.tensor([[1e20, -1e-25]], dtype=torch.float64), id="huge-float64"),
+    pytest.param(lambda: torch.tensor([[1e-30, 1e-30]], dtype=torch.float64), id="tiny-float64"),
+    pytest.param(lambda: torch.ones(1, 2**25), id="many"),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("make", EXTREME)
+def test_matches_vector_norm_beyond_float32_range(backend, make):
+    w = make()
+    if backend == "triton" and w.numel() > 2**20 and not torch.cuda.is_available():
+        pytest.skip("too slow in Triton's interpreter")
+    got = ops.channel_norm(w, 0, backend=backend)
+    want = torch.linalg.vector_norm(w.double(), dim=1).float()
+    assert got.dtype == torch.float32 and torch.isfinite(want).all()
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=0)

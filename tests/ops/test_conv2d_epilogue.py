@@ -130,6 +130,78 @@ def test_float64_and_no_bias():
     torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
 
 
+# Non-finite conv outputs through every CPU path (narrow direct conv, oneDNN with fused post-ops,
+# oneDNN then the vector pass, the 1x1 matrix product, the scalar fallback): ReLU keeps NaN as
+# F.relu does. (cin, cout, kernel, padding, activation, upscale, residual, dtype, channels_last, hw)
+NON_FINITE_CASES = [
+    (16, 2, 3, 1, "relu", 1, False, torch.float32, True, 12),  # narrow kernel
+    (16, 16, 3, 1, "relu", 1, False, torch.float32, True, 12),  # oneDNN, ReLU post-op
+    (16, 16, 3, 1, "relu", 1, False, torch.float32, False, 12),  # oneDNN, NCHW
+    (16, 16, 3, 1, "relu", 1, False, torch.bfloat16, True, 12),
+    (16, 16, 3, 1, "relu", 1, True, torch.float32, True, 12),  # oneDNN, then the residual
+    (16, 16, 3, 1, "relu", 2, True, torch.float32, True, 12),  # oneDNN, then shuffle + residual
+    (16, 16, 3, 1, "relu", 2, False, torch.float32, False, 12),  # scalar pass (NCHW shuffle)
+    (16, 8, 1, 0, "relu", 1, False, torch.float32, True, 4),  # 1x1 on few pixels: matrix product
+    (16, 8, 3, 1, "relu", 1, True, torch.float64, True, 12),  # scalar pass
+    (16, 16, 3, 1, "leaky_relu", 1, False, torch.float32, True, 12),
+]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["nan", "inf"])
+@pytest.mark.parametrize("case", NON_FINITE_CASES, ids=[f"case{i}" for i in range(len(NON_FINITE_CASES))])
+def test_relu_keeps_nan(case, value):
+    cin, cout, k, padding, activation, upscale, with_residual, dtype, channels_last, hw = case
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(1, cin, hw, hw, generator=g)
+    w = torch.randn(cout, cin, k, k, generator=g) / (cin * k)
+    x[0, 3, hw // 2, hw // 2] = value
+    if value == float("inf"):  # inf * w - inf * w: NaN in every output that reads the pixel
+        x[0, 4, hw // 2, hw // 2] = -value
+        w[:, 4] = w[:, 3]
+    b = torch.randn(cout, generator=g)
+    r = torch.randn(1, cout // upscale**2, hw * upscale, hw * upscale, generator=g) if with_residual else None
+    x, w, b = x.to(dtype), w.to(dtype), b.to(dtype)
+    r = None if r is None else r.to(dtype)
+    if channels_last:
+        x, w = x.contiguous(memory_format=torch.channels_last), w.contiguous(memory_format=torch.channels_last)
+    kw = dict(padding=padding, activation=activation, negative_slope=0.1, upscale=upscale)
+    got = ops.conv2d_epilogue(x, w, b, r, **kw)
+    want = ops.conv2d_epilogue(x, w, b, r, backend="reference", **kw)
+    assert want.isnan().sum() == k * k * cout  # the taps that read the value, every output channel
+    assert torch.equal(got.isnan(), want.isnan())
+    atol, rtol = CONV_TOLERANCE[dtype]
+    torch.testing.assert_close(got, want, atol=atol, rtol=rtol, equal_nan=True)
+
+
+# A strided bias (a view of every other element) through the oneDNN paths: oneDNN's fused ops
+# read the bias as dense memory. (cin, cout, kernel, padding, groups, activation, upscale,
+# residual, channels_last, hw)
+STRIDED_BIAS_CASES = [
+    (6, 12, 3, 1, 3, "none", 1, False, False, 5),  # oneDNN, fused post-ops
+    (6, 12, 3, 1, 1, "relu", 1, False, True, 5),
+    (6, 12, 3, 1, 1, "relu", 2, True, True, 5),  # oneDNN, then the vector pass
+    (6, 12, 1, 0, 1, "leaky_relu", 1, True, True, 3),  # 1x1 on few pixels: oneDNN's matrix product
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("case", STRIDED_BIAS_CASES, ids=[f"case{i}" for i in range(len(STRIDED_BIAS_CASES))])
+def test_strided_bias(case, dtype):
+    cin, cout, k, padding, groups, activation, upscale, with_residual, channels_last, hw = case
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(2, cin, hw, hw, generator=g).to(dtype)
+    w = (torch.randn(cout, cin // groups, k, k, generator=g) / (cin * k) ** 0.5).to(dtype)
+    b = torch.randn(2 * cout, generator=g).to(dtype)[::2]
+    r = torch.randn(2, cout // upscale**2, hw * upscale, hw * upscale, generator=g).to(dtype) if with_residual else None
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    kw = dict(padding=padding, groups=groups, activation=activation, negative_slope=0.1, upscale=upscale)
+    got = ops.conv2d_epilogue(x, w, b, r, **kw)
+    want = oracle(x, w, b, r, 1, padding, 1, groups, activation, 0.1, upscale)
+    atol, rtol = CONV_TOLERANCE[dtype]
+    torch.testing.assert_close(got.double(), want, atol=atol, rtol=rtol)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(
     "change,error,match",

@@ -164,3 +164,15 @@ else:
 
 def test_python_fallback_without_the_extension():
     run_without_extension(NO_EXTENSION_SCRIPT)
+
+
+@needs_narrow
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+def test_relu_keeps_nan(activation):
+    """A 3x3 16 -> 2 conv with one NaN pixel: the 9 taps reading it are NaN in both outputs, as in F.relu."""
+    x, w, b, _, kw = make((16, 2, 3, 1, 1, activation, False), batch=1, height=12, width=12)
+    x[0, 5, 6, 6] = float("nan")
+    got = torch.ops.lwdvc.conv2d_narrow(x, w, b, None, [1, 1], [1, 1], activation, 0.1)
+    want = oracle(x, w, b, None, 1, 1, activation)
+    assert want.isnan().sum() == 18 and torch.equal(got.isnan(), want.isnan())
+    torch.testing.assert_close(got.double(), want, atol=2e-5, rtol=1e-5, equal_nan=True)

@@ -8,6 +8,7 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from lwdvc_kernels import ops
+from tests.ops.helpers import DIRECT_OP_ERRORS
 
 BIG = 2**63 - 1
 X = torch.randn(1, 8, 6, 16).contiguous(memory_format=torch.channels_last)
@@ -91,3 +92,30 @@ def test_the_largest_valid_geometry_still_runs():
     x, w = _args((4, 8, 6, 3), torch.float32)
     out = ops.conv2d_epilogue(x, w, stride=(3, 1))
     torch.testing.assert_close(out, torch.nn.functional.conv2d(x, w, stride=(3, 1)), atol=1e-5, rtol=1e-5)
+
+
+# Direct torch.ops.lwdvc.* calls skip the Python checks: the C++ preconditions must refuse these
+# too (they used to divide with truncation toward zero, so a kernel one row taller than the
+# padded input gave an output of 1 row, and sizes that overflow int64 could wrap around).
+DIRECT = "larger than the padded input|overflows int64|too large to index"
+DIRECT_CASES = [c for c in CASES if _fits_the_schema(*c.values[1:4]) and c.values[2][0] >= 0] + [
+    pytest.param((4, 8, 9, 3), [3, 1], [1, 0], [1, 1], 1, torch.float32, None, id="kernel-taller-than-padded"),
+    pytest.param((4, 8, 3, 3), [1, 1], [2**62 - 1, 0], [1, 1], 1, torch.float32, None, id="padded-size-overflows"),
+    pytest.param((4, 8, 3, 3), [1, 1], [2**61, 2**61], [1, 1], 1, torch.float32, None, id="output-overflows"),
+]
+
+
+@pytest.mark.parametrize("weight_shape, stride, padding, dilation, groups, dtype, message", DIRECT_CASES)
+@pytest.mark.parametrize("op", ["conv2d_epilogue", "conv2d_narrow", "deform_conv2d"])
+def test_direct_op_calls_refuse_the_geometry(op, weight_shape, stride, padding, dilation, groups, dtype, message):
+    if op != "conv2d_epilogue" and (groups != 1 or (op == "conv2d_narrow" and dilation != [1, 1])):
+        pytest.skip("the op has no such argument")
+    x, w = _args(weight_shape, dtype)
+    with pytest.raises(DIRECT_OP_ERRORS, match=f"{op}: .*({DIRECT})"):
+        if op == "conv2d_epilogue":
+            torch.ops.lwdvc.conv2d_epilogue(x, w, None, None, stride, padding, dilation, groups, "none", 0.0, 1)
+        elif op == "conv2d_narrow":
+            torch.ops.lwdvc.conv2d_narrow(x, w, None, None, stride, padding, "none", 0.0)
+        else:
+            offset = torch.zeros(1, 2 * w.shape[2] * w.shape[3], 1, 14, dtype=dtype)
+            torch.ops.lwdvc.deform_conv2d(x, w, offset, None, stride, padding, dilation, groups, 1)

@@ -247,3 +247,32 @@ else:
 
 def test_python_fallback_without_the_extension():
     run_without_extension(FALLBACK_SCRIPT)
+
+
+@pytest.mark.parametrize("sizes", [[5, 0, 5], [0, 7], [7, 0], [0]], ids=str)
+def test_empty_tensors_among_others(sizes):
+    """An empty tensor between others used to reach the work split with unit length 0 (SIGFPE);
+    run in a subprocess so that a crash fails the test instead of pytest."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = f"""
+import torch
+import lwdvc_kernels.ops
+from lwdvc_kernels import ops
+ws = [torch.randn(n) for n in {sizes}]
+ms = [(torch.arange(n) % 2).float() for n in {sizes}]
+for backward in (False, True):
+    op = torch.ops.lwdvc.masked_weights_backward if backward else torch.ops.lwdvc.masked_weights
+    outs = op(ws, ms, 0.25, [0] * len(ws))
+    for w, m, out in zip(ws, ms, outs):
+        want = w * (m + 0.25 * (1 - m)) if backward else w * m
+        assert out.shape == w.shape and torch.equal(out, want)
+print("ok")
+"""
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": f"{root}:{root / 'python'}"})
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", (proc.returncode, proc.stderr[-2000:])

@@ -78,3 +78,14 @@ def test_always_a_new_tensor(backend, channels, dtype):
     assert out.is_contiguous(memory_format=torch.channels_last) and torch.equal(out, x)
     out.zero_()
     assert not torch.equal(out, x)
+
+
+@pytest.mark.parametrize("channels", [3, 16])
+@pytest.mark.parametrize("dtype", [None, torch.float32], ids=["same", "float32"])
+def test_the_op_returns_a_new_tensor(channels, dtype):
+    """The schema has no alias annotation: the op itself (not only the functional API) copies an
+    input that is already channels_last in the output dtype."""
+    x = torch.randn(2, channels, 5, 4).contiguous(memory_format=torch.channels_last)
+    out = torch.ops.lwdvc.to_channels_last(x, dtype)
+    assert out is not x and out.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
+    assert out.is_contiguous(memory_format=torch.channels_last) and torch.equal(out, x)

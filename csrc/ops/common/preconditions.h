@@ -9,8 +9,10 @@
 
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
+#include <c10/util/safe_numerics.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <vector>
@@ -78,8 +80,44 @@ struct ConvShape {
   int64_t out_channels, kernel_h, kernel_w, out_h, out_w;  // conv output (before any shuffle)
 };
 
+// a * b, a + b and the product of `sizes` (times `itemsize` bytes) in int64, or a RuntimeError
+// naming `what` when they overflow: kernels index with int64 and must not wrap around.
+inline int64_t checked_mul(const char* op, const char* what, int64_t a, int64_t b) {
+  int64_t out = 0;
+  TORCH_CHECK(!c10::mul_overflows(a, b, &out), op, ": ", what, " overflows int64 (", a, " * ", b, ")");
+  return out;
+}
+
+inline int64_t checked_add(const char* op, const char* what, int64_t a, int64_t b) {
+  int64_t out = 0;
+  TORCH_CHECK(!c10::add_overflows(a, b, &out), op, ": ", what, " overflows int64 (", a, " + ", b, ")");
+  return out;
+}
+
+inline int64_t checked_extent(const char* op, const char* what, std::initializer_list<int64_t> sizes,
+                              int64_t itemsize) {
+  int64_t count = 1;
+  for (const int64_t size : sizes) count = checked_mul(op, what, count, size);
+  checked_mul(op, what, count, itemsize);  // its bytes too
+  return count;
+}
+
+// Padded length in + 2 * pad and dilated kernel extent dilation * (kernel - 1) + 1 along one dim,
+// in checked int64; a RuntimeError unless the kernel fits in the padded input (as F.conv2d needs).
+inline int64_t require_conv_output_size(const char* op, int64_t in, int64_t kernel, int64_t stride,
+                                        int64_t padding, int64_t dilation) {
+  const int64_t padded = checked_add(op, "the padded input size", in, checked_mul(op, "the padding", 2, padding));
+  const int64_t extent =
+      checked_add(op, "the dilated kernel size", checked_mul(op, "the dilated kernel size", dilation, kernel - 1), 1);
+  TORCH_CHECK(padded >= extent, op, ": the kernel (", kernel, " with dilation ", dilation, ", extent ", extent,
+              ") is larger than the padded input (", in, " + 2 * ", padding, " = ", padded,
+              ") (call it through lwdvc_kernels.ops for a message naming the bad argument)");
+  return conv_output_size(in, kernel, stride, padding, dilation);
+}
+
 // 4-D input and weight of one dtype and device, two-entry positive stride and dilation,
-// non-negative padding, groups dividing both channel counts, an output of >= 1 pixel.
+// non-negative padding, groups dividing both channel counts, a kernel no larger than the padded
+// input; padded input, output and im2col sizes whose element and byte counts fit in int64.
 inline ConvShape require_conv2d(const char* op, const at::Tensor& input, const at::Tensor& weight,
                                 at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
                                 int64_t groups) {
@@ -91,9 +129,15 @@ inline ConvShape require_conv2d(const char* op, const at::Tensor& input, const a
   LWDVC_REQUIRE(op, groups > 0 && weight.size(0) % groups == 0 && weight.size(1) * groups == input.size(1));
   ConvShape s{input.size(0), input.size(1), input.size(2), input.size(3), weight.size(0),
               weight.size(2), weight.size(3), 0, 0};
-  s.out_h = conv_output_size(s.height, s.kernel_h, stride[0], padding[0], dilation[0]);
-  s.out_w = conv_output_size(s.width, s.kernel_w, stride[1], padding[1], dilation[1]);
+  s.out_h = require_conv_output_size(op, s.height, s.kernel_h, stride[0], padding[0], dilation[0]);
+  s.out_w = require_conv_output_size(op, s.width, s.kernel_w, stride[1], padding[1], dilation[1]);
   LWDVC_REQUIRE(op, s.out_h > 0 && s.out_w > 0);
+  const int64_t itemsize = static_cast<int64_t>(input.element_size());
+  checked_extent(op, "the padded input", {s.batch, s.in_channels, s.height + 2 * padding[0], s.width + 2 * padding[1]},
+                 itemsize);
+  checked_extent(op, "the output", {s.batch, s.out_channels, s.out_h, s.out_w}, itemsize);
+  checked_extent(op, "the im2col buffer", {s.in_channels / groups, s.kernel_h, s.kernel_w, s.out_h, s.out_w},
+                 itemsize);
   return s;
 }
 
@@ -122,12 +166,18 @@ inline ConvShape require_conv2d_epilogue(const char* op, const at::Tensor& input
                                          int64_t upscale) {
   const ConvShape s = require_conv2d(op, input, weight, stride, padding, dilation, groups);
   const int64_t r = upscale;
-  LWDVC_REQUIRE(op, r >= 1 && s.out_channels % (r * r) == 0);
+  LWDVC_REQUIRE(op, r >= 1);
+  const int64_t rr = checked_mul(op, "upscale^2", r, r);
+  LWDVC_REQUIRE(op, s.out_channels % rr == 0);
+  const int64_t shuffled_h = checked_mul(op, "the shuffled output height", s.out_h, r);
+  const int64_t shuffled_w = checked_mul(op, "the shuffled output width", s.out_w, r);
+  checked_extent(op, "the shuffled output", {s.batch, s.out_channels / rr, shuffled_h, shuffled_w},
+                 static_cast<int64_t>(input.element_size()));
   require_bias(op, bias, input, s.out_channels);
   if (residual.has_value()) {
     LWDVC_REQUIRE(op, same_dtype_device(*residual, input) && residual->dim() == 4 &&
-                          residual->size(0) == s.batch && residual->size(1) == s.out_channels / (r * r) &&
-                          residual->size(2) == s.out_h * r && residual->size(3) == s.out_w * r);
+                          residual->size(0) == s.batch && residual->size(1) == s.out_channels / rr &&
+                          residual->size(2) == shuffled_h && residual->size(3) == shuffled_w);
   }
   return s;
 }
@@ -163,16 +213,18 @@ inline ConvShape require_deform_conv2d(const at::Tensor& input, const at::Tensor
     int64_t total = 0;
     bool non_negative = true;
     for (const int64_t size : *offset_group_sizes) {
-      total += size;
       non_negative = non_negative && size >= 0;
+      if (non_negative) total = checked_add(op, "the sum of offset_group_sizes", total, size);
     }
     LWDVC_REQUIRE(op, static_cast<int64_t>(offset_group_sizes->size()) == offset_groups && non_negative &&
                           total == s.in_channels);
   } else {
     LWDVC_REQUIRE(op, offset_groups > 0 && s.in_channels % offset_groups == 0);
   }
+  const int64_t offset_channels =
+      checked_extent(op, "the offset channels", {2, offset_groups, s.kernel_h, s.kernel_w}, 1);
   LWDVC_REQUIRE(op, same_dtype_device(offset, input) && offset.dim() == 4 && offset.size(0) == s.batch &&
-                        offset.size(1) == 2 * offset_groups * s.kernel_h * s.kernel_w &&
+                        offset.size(1) == offset_channels &&
                         offset.size(2) == s.out_h && offset.size(3) == s.out_w);
   return s;
 }

@@ -14,6 +14,10 @@ namespace lwdvc {
 namespace {
 
 // Adds sum_{o, i} x[o, c, i]^2 to sumsq[c] for a contiguous x viewed as [outer, channels, inner].
+// Squares and sums in double: float32 squares overflow above 1.8e19 and underflow below 1e-19,
+// and a float32 sum stops growing at 2^24 (2^25 ones summed to 2^24). Every float32 / bfloat16 /
+// float16 square is exact in double and no double sum of them overflows; float64 inputs keep
+// their precision (above 1e154 their norm is beyond the float32 result's range anyway).
 template <typename scalar_t>
 void accumulate_channel_sumsq(const scalar_t* x, const ChannelView& v, double* sumsq) {
   // Parallel over channels, but only once a task has enough elements to pay for a thread.
@@ -21,17 +25,22 @@ void accumulate_channel_sumsq(const scalar_t* x, const ChannelView& v, double* s
   const int64_t grain = std::max<int64_t>(1, 32768 / per_channel);
   at::parallel_for(0, v.channels, grain, [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; ++c) {
-      double acc = 0.0;
+      double acc[4] = {0.0, 0.0, 0.0, 0.0};  // independent sums: the adds overlap
       for (int64_t o = 0; o < v.outer; ++o) {
         const scalar_t* row = x + (o * v.channels + c) * v.inner;
-        float partial = 0.0f;  // float partials vectorise; rows are short enough for float
-        for (int64_t i = 0; i < v.inner; ++i) {
-          const float value = static_cast<float>(row[i]);
-          partial += value * value;
+        int64_t i = 0;
+        for (; i + 4 <= v.inner; i += 4) {
+          for (int j = 0; j < 4; ++j) {
+            const double value = static_cast<double>(row[i + j]);
+            acc[j] += value * value;
+          }
         }
-        acc += partial;
+        for (; i < v.inner; ++i) {
+          const double value = static_cast<double>(row[i]);
+          acc[0] += value * value;
+        }
       }
-      sumsq[c] += acc;
+      sumsq[c] += (acc[0] + acc[1]) + (acc[2] + acc[3]);
     }
   });
 }

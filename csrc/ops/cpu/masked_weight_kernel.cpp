@@ -110,6 +110,7 @@ std::vector<at::Tensor> scale_channels_list(at::TensorList xs, at::TensorList ma
       continue;
     }
     outs.push_back(at::empty_like(x, at::MemoryFormat::Contiguous));
+    if (x.numel() == 0) continue;  // no units: run_scale_jobs would divide by its unit length 0
     ScaleJob job;
     job.x = x.const_data_ptr();
     job.out = outs.back().mutable_data_ptr();

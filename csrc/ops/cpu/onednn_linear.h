@@ -24,7 +24,8 @@ inline std::optional<at::Tensor> onednn_linear(const at::Tensor& rows, const at:
   std::vector<c10::IValue> stack;
   stack.emplace_back(rows);
   stack.emplace_back(weight);
-  stack.emplace_back(bias.has_value() ? c10::IValue(*bias) : c10::IValue());
+  // contiguous: oneDNN reads a strided bias as if it were dense
+  stack.emplace_back(bias.has_value() ? c10::IValue(bias->contiguous()) : c10::IValue());
   stack.emplace_back(activation);
   c10::List<std::optional<at::Scalar>> scalars;
   if (activation == "leaky_relu") scalars.push_back(at::Scalar(negative_slope));

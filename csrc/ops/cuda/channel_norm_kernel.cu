@@ -14,17 +14,18 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// sumsq[c] += sum_{o, i} x[o, c, i]^2 for a contiguous x viewed as [outer, channels, inner].
+// sumsq[c] += sum_{o, i} x[o, c, i]^2 for a contiguous x viewed as [outer, channels, inner], in
+// double as on CPU (float32 squares overflow above 1.8e19, float32 sums stop growing at 2^24).
 template <typename scalar_t>
-__global__ void channel_sumsq_kernel(const scalar_t* __restrict__ x, float* __restrict__ sumsq,
+__global__ void channel_sumsq_kernel(const scalar_t* __restrict__ x, double* __restrict__ sumsq,
                                      int64_t outer, int64_t channels, int64_t inner) {
-  __shared__ float partial[kThreads];
+  __shared__ double partial[kThreads];
   const int64_t c = blockIdx.x;
   const int64_t per_channel = outer * inner;
-  float acc = 0.0f;
+  double acc = 0.0;
   for (int64_t j = threadIdx.x; j < per_channel; j += blockDim.x) {
     const int64_t o = j / inner;
-    const float value = static_cast<float>(x[(o * channels + c) * inner + (j - o * inner)]);
+    const double value = static_cast<double>(x[(o * channels + c) * inner + (j - o * inner)]);
     acc += value * value;
   }
   partial[threadIdx.x] = acc;
@@ -40,18 +41,18 @@ at::Tensor channel_norm_cuda(at::TensorList weights, at::IntArrayRef dims) {
   const auto wrapped = require_coupled_channels("channel_norm", weights, dims);
   const c10::cuda::CUDAGuard guard(weights[0].device());
   const int64_t channels = weights[0].size(wrapped[0]);
-  auto sumsq = at::zeros({channels}, weights[0].options().dtype(at::kFloat));
+  auto sumsq = at::zeros({channels}, weights[0].options().dtype(at::kDouble));
   auto stream = c10::cuda::getCurrentCUDAStream();
   for (size_t k = 0; k < weights.size(); ++k) {
     const auto w = weights[k].contiguous();
     const auto v = channel_view(w, wrapped[k]);
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, w.scalar_type(), "lwdvc_channel_norm_cuda", [&] {
       channel_sumsq_kernel<scalar_t><<<static_cast<unsigned>(channels), kThreads, 0, stream>>>(
-          w.const_data_ptr<scalar_t>(), sumsq.mutable_data_ptr<float>(), v.outer, v.channels, v.inner);
+          w.const_data_ptr<scalar_t>(), sumsq.mutable_data_ptr<double>(), v.outer, v.channels, v.inner);
     });
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
-  return sumsq.sqrt_();
+  return sumsq.sqrt_().to(at::kFloat);
 }
 
 }  // namespace

@@ -57,7 +57,7 @@ def _conv2d_epilogue_kernel(
     if HAS_BIAS:
         acc += tl.load(b_ptr + oc, mask=col_ok, other=0.0).to(tl.float32)[None, :]
     if ACTIVATION == 1:
-        acc = tl.maximum(acc, 0.0)
+        acc = tl.where(acc < 0, 0.0, acc)  # keeps NaN, as F.relu does
     elif ACTIVATION == 2:
         acc = tl.where(acc > 0, acc, acc * negative_slope)
     rr: tl.constexpr = UPSCALE * UPSCALE
