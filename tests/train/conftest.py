@@ -15,6 +15,19 @@ def tiny_config(**overrides) -> TrainConfig:
     return TrainConfig(**values)
 
 
+def tiny_objective(stage: str = "joint"):
+    """(RDObjective of a width-0.125 DCVC-HEM, a [2, 2, 3, 64, 64] frame group, rate indices [0, 3])."""
+    import torch
+
+    from lwdvc.models import VideoCodec
+    from lwdvc.train.objective import RDObjective
+
+    torch.manual_seed(0)
+    codec = VideoCodec("dcvc_hem", width=0.125)
+    objective = RDObjective(codec, [85.0, 170.0, 380.0, 840.0], stage)
+    return objective, torch.rand(2, 2, 3, 64, 64), torch.tensor([0, 3])
+
+
 @pytest.fixture
 def tiny():
     return tiny_config

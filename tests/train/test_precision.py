@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from lwdvc.errors import ConfigError
-from lwdvc.models import VideoCodec
 from lwdvc.models.entropy import (
     BitEstimator,
     EntropyBottleneck,
@@ -15,9 +14,8 @@ from lwdvc.models.entropy import (
     laplace_likelihood,
 )
 from lwdvc.train.loop import train
-from lwdvc.train.objective import RDObjective
 
-from .conftest import tiny_config
+from .conftest import tiny_config, tiny_objective
 
 
 def test_precision_is_validated():
@@ -45,10 +43,7 @@ def test_likelihoods_are_float32_from_bfloat16_inputs():
 
 
 def test_bfloat16_objective_matches_float32():
-    torch.manual_seed(0)
-    codec = VideoCodec("dcvc_hem", width=0.125)
-    objective = RDObjective(codec, [85.0, 170.0, 380.0, 840.0], "joint")
-    group, rate = torch.rand(2, 2, 3, 64, 64), torch.tensor([0, 3])
+    objective, group, rate = tiny_objective()
     torch.manual_seed(1)
     full = objective(group, rate)
     torch.manual_seed(1)

@@ -5,10 +5,8 @@ import pytest
 import torch
 
 from lwdvc.errors import ConfigError
-from lwdvc.models import VideoCodec
-from lwdvc.train.objective import RDObjective
 
-from .conftest import tiny_config
+from .conftest import tiny_config, tiny_objective
 
 
 def test_rate_weight_schedule():
@@ -20,10 +18,7 @@ def test_rate_weight_schedule():
 
 
 def test_objective_without_rate_is_the_weighted_distortion():
-    torch.manual_seed(0)
-    codec = VideoCodec("dcvc_hem", width=0.125)
-    objective = RDObjective(codec, [85.0, 170.0, 380.0, 840.0], "joint")
-    group, rate = torch.rand(2, 2, 3, 64, 64), torch.tensor([0, 3])
+    objective, group, rate = tiny_objective()
     torch.manual_seed(1)
     full = objective(group, rate)
     objective.rate_weight = 0.0

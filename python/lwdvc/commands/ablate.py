@@ -31,6 +31,8 @@ from lwdvc.commands.prune import add_prune_options, prune_config
 from lwdvc.errors import BadArgumentError, InputFileError
 
 HELP = "ablation of gradient modes and distillation (STE, GD, STE+ALD, GD+ALD) at one MAC budget"
+#: What a resumable ablation.json holds.
+REPORT_KEYS = frozenset({"settings", "teacher_rd", "variants", "histories"})
 VARIANTS = (("STE", "ste", False), ("GD", "gd", False), ("STE + ALD", "ste", True), ("GD + ALD", "gd", True))
 
 
@@ -98,14 +100,18 @@ def _previous_report(out: str, info: dict, overwrite: bool) -> dict | None:
     try:
         with open(path) as file:
             report = json.load(file)
-        same = report["settings"] == info
-        report["variants"], report["histories"], report["teacher_rd"]  # noqa: B018 - shape check
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        problem = None if isinstance(report, dict) else "not a JSON object"
+    except (OSError, ValueError) as error:
+        problem = str(error)
+    if problem is None:
+        missing = sorted(REPORT_KEYS - set(report))
+        problem = f"no {', '.join(missing)}" if missing else None
+    if problem is not None:
         if overwrite:
             return None
-        raise InputFileError(f"{path} is not an ablation report this command can resume ({error}); "
-                             "pass --overwrite to replace it or choose another --out") from None
-    if same:
+        raise InputFileError(f"{path} is not an ablation report this command can resume ({problem}); "
+                             "pass --overwrite to replace it or choose another --out")
+    if report["settings"] == info:
         return report
     if overwrite:
         return None
