@@ -8,13 +8,16 @@ import torch.fx
 from lwdvc.models import build
 from lwdvc.models.frames import crop_frame, pad_frame
 
-NAMES = ["dcvc", "dcvc_hem", "dcvc_hem_intra", "hyperprior"]
+NAMES = ["dcvc", "dcvc_hem", "dcvc_hem_skip", "dcvc_hem_intra", "hyperprior"]
 
 
 @pytest.fixture(scope="module", params=NAMES)
 def small(request):
     torch.manual_seed(0)
-    return request.param, build(request.param, width=0.25)
+    model = build(request.param, width=0.25)
+    if request.param == "dcvc_hem_skip":  # starts as a copy (last conv at zero): give it a generator
+        torch.nn.init.normal_(model.recon_generation_net.recon_conv.weight, std=0.05)
+    return request.param, model
 
 
 def test_decoder_modules_run_on_example_inputs_and_trace(small):
@@ -50,7 +53,7 @@ def test_example_inputs_on_meta_and_bad_sizes(small):
 def _call_forward(name, model, frame, ref, quant="noise"):
     if name == "dcvc":
         return model(ref, frame, quant=quant)
-    if name == "dcvc_hem":
+    if name in ("dcvc_hem", "dcvc_hem_skip"):
         return model(frame, {"ref_frame": ref}, mv_y_q_scale=0.8, y_q_scale=1.2, quant=quant)
     return model(frame, quant=quant)
 

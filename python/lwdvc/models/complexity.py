@@ -17,7 +17,7 @@ from lwdvc_kernels import count_macs
 __all__ = ["decoder_macs", "frame_total"]
 
 # Modules that run only for some frames and are left out of the per-frame total.
-_NOT_IN_P_FRAME_TOTAL = {"dcvc_hem": {"feature_adaptor_I"}}
+_NOT_IN_P_FRAME_TOTAL = {"dcvc_hem": {"feature_adaptor_I"}, "dcvc_hem_skip": {"feature_adaptor_I"}}
 
 
 def decoder_macs(name: str, height: int, width: int, **config) -> dict[str, int]:

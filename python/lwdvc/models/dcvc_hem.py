@@ -46,7 +46,7 @@ from lwdvc.models.layers import SpyNet, bilinear_downscale, flow_warp, scale_cha
 from lwdvc.models.zoo import register
 from lwdvc_kernels.nn import lower_bound
 
-__all__ = ["DCVCHEM", "q_scale_value"]
+__all__ = ["DCVCHEM", "DCVCHEMFrameSkip", "q_scale_value"]
 
 
 def q_scale_value(q_scale, anchors: torch.Tensor, name: str):
@@ -75,6 +75,10 @@ class DCVCHEM(nn.Module):
         anchor_num: number of learnt quantisation-scale anchors (4 officially).
         width: channel width factor (1.0 = official: mv 64, N 64, M 96 channels).
     """
+
+    #: Whether the frame generator's output is added to the motion-compensated reference frame
+    #: (False: the official DMC, which generates the whole frame from features).
+    frame_skip = False
 
     def __init__(self, anchor_num: int = 4, width: float = 1.0) -> None:
         super().__init__()
@@ -175,6 +179,10 @@ class DCVCHEM(nn.Module):
         return [(3, height, width), (n, height, width), (n, height // 2, width // 2),
                 (n, height // 4, width // 4)]
 
+    def _add_skip(self, generated: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
+        """The frame from the generator's output [N, 3, H, W] (plus ``warped`` with a frame skip)."""
+        return generated + warped if self.frame_skip else generated
+
     def _reference_latent(self, dpb: dict, key: str, like: torch.Tensor, channels: int):
         value = dpb.get(key)
         if value is None:
@@ -225,7 +233,7 @@ class DCVCHEM(nn.Module):
             mv_means, mv_scales, mv_q_step, self.mv_y_spatial_prior, mv_symbols)
         out["mv_y_hat"] = mv_y_hat * curr_mv_y_q
         out["mv_hat"] = self.mv_decoder(out["mv_y_hat"])
-        out["context1"], out["context2"], out["context3"], _ = \
+        out["context1"], out["context2"], out["context3"], warped = \
             self.motion_compensation(dpb, out["mv_hat"])
         hierarchical = self.contextual_hyper_prior_decoder(z_hat)
         temporal = self.temporal_prior_encoder(out["context3"])
@@ -239,6 +247,7 @@ class DCVCHEM(nn.Module):
                                                              out["context3"])
         # the official decoder passes (residual feature, context1): the concat is in that order
         out["feature"], recon = self.recon_generation_net(out["recon_image_feature"], out["context1"])
+        recon = self._add_skip(recon, warped)
         out["recon_image_preclamp"] = recon
         out["recon_image"] = recon.clamp(0, 1)
         out["dpb"] = {"ref_frame": out["recon_image"], "ref_feature": out["feature"],
@@ -350,7 +359,7 @@ class DCVCHEM(nn.Module):
         curr_y_q = self.get_curr_y_q(q_scale_value(y_q_scale, self.y_q_scale, "y_q_scale"))
 
         mv_y, mv_z, mv_coded, mv_y_hat = self._code_motion(x, dpb, curr_mv_y_q, decoder_q)
-        context1, context2, context3, _ = self.motion_compensation(dpb, self.mv_decoder(mv_y_hat))
+        context1, context2, context3, warped = self.motion_compensation(dpb, self.mv_decoder(mv_y_hat))
         y = self.contextual_encoder(x, context1, context2, context3) / curr_y_q
         z = self.contextual_hyper_prior_encoder(y)
         hierarchical = self.contextual_hyper_prior_decoder(quantize(z, decoder_q))
@@ -362,6 +371,7 @@ class DCVCHEM(nn.Module):
         y_hat = coded["y_hat"] * curr_y_q
         feature, recon = self.recon_generation_net(
             self.contextual_decoder(y_hat, context2, context3), context1)
+        recon = self._add_skip(recon, warped)
 
         def rate_value(quantised, residual):
             return quantize(residual, "noise") if rate_q == "noise" else quantised
@@ -379,3 +389,27 @@ class DCVCHEM(nn.Module):
         result["dpb"] = {"ref_frame": recon, "ref_feature": feature, "ref_y": y_hat,
                          "ref_mv_y": mv_y_hat}
         return result
+
+
+@register("dcvc_hem_skip")
+class DCVCHEMFrameSkip(DCVCHEM):
+    """DCVC-HEM with a frame skip: the decoded frame is the motion-compensated reference frame plus
+    the frame generator's output, which thus codes a correction instead of the whole frame.
+
+    Not an official model: the layers, state_dict keys and shapes are DMC's, and only the last
+    addition differs. A fresh model starts with the generator's last convolution at zero, so its
+    first decoded frames are motion-compensated copies of the reference; training then teaches the
+    correction. :meth:`start_as_copy` does the same to weights taken from a DMC.
+    """
+
+    frame_skip = True
+
+    def __init__(self, anchor_num: int = 4, width: float = 1.0) -> None:
+        super().__init__(anchor_num=anchor_num, width=width)
+        self.start_as_copy()
+
+    @torch.no_grad()
+    def start_as_copy(self) -> None:
+        """Zero the frame generator's last convolution: decoded frame = warped reference."""
+        self.recon_generation_net.recon_conv.weight.zero_()
+        self.recon_generation_net.recon_conv.bias.zero_()

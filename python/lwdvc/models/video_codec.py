@@ -23,8 +23,8 @@ from torch import nn
 from lwdvc.errors import ConfigError
 from lwdvc.models.zoo import build
 
-__all__ = ["FAMILIES", "Family", "MAX_ANCHORS", "MAX_WIDTH", "Q_SCALE_RANGE", "VideoCodec",
-           "check_codec_config", "spread_q_scales"]
+__all__ = ["FAMILIES", "FRAME_SKIP_OF", "Family", "MAX_ANCHORS", "MAX_WIDTH", "Q_SCALE_RANGE", "VideoCodec",
+           "check_codec_config", "spread_q_scales", "weights_fit"]
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,28 @@ class Family:
 
 FAMILIES: dict[str, Family] = {
     "dcvc_hem": Family("dcvc_hem_intra", "dcvc_hem", variable_rate=True),
+    "dcvc_hem_skip": Family("dcvc_hem_intra", "dcvc_hem_skip", variable_rate=True),
     "dcvc": Family("hyperprior", "dcvc", variable_rate=False),
     "fvc": Family("hyperprior", "fvc", variable_rate=False),
 }
+
+#: Frame-skip family of a family whose weights it takes unchanged (same keys and shapes).
+FRAME_SKIP_OF = {"dcvc_hem": "dcvc_hem_skip"}
+
+
+def weights_fit(source: dict[str, Any], target: dict[str, Any]) -> str | None:
+    """How weights of codec config ``source`` go into a codec of config ``target``.
+
+    Returns:
+        "same" (equal configs), "to_frame_skip" (a family's weights into its frame-skip family,
+        all else equal: the P-frame codec then starts as a motion-compensated copy) or None.
+    """
+    if source == target:
+        return "same"
+    if FRAME_SKIP_OF.get(source.get("family")) == target.get("family") and \
+            {**source, "family": target.get("family")} == target:
+        return "to_frame_skip"
+    return None
 
 
 #: Largest width factor and number of rate points a codec config may ask for: beyond them the

@@ -32,6 +32,7 @@ from lwdvc.checkpoint import (
     VERSION,
     CheckpointError,
     check_codec_matches,
+    checkpoint_codec,
     load_checkpoint,
     rng_state,
     save_atomic,
@@ -39,7 +40,7 @@ from lwdvc.checkpoint import (
 )
 from lwdvc.errors import BadArgumentError, ConfigError, UserError
 from lwdvc.metrics import psnr_from_mse
-from lwdvc.models.video_codec import VideoCodec
+from lwdvc.models.video_codec import VideoCodec, weights_fit
 from lwdvc.train.config import TrainConfig
 from lwdvc.train.data import training_dataset
 from lwdvc.train.distributed import DistContext
@@ -66,6 +67,9 @@ def _seed_everything(seed: int) -> None:
 def load_init_weights(codec: VideoCodec, source: str) -> None:
     """Copy model weights from a training checkpoint or ``pretrained:<name>`` into ``codec``.
 
+    Weights of a family go into its frame-skip family too (``FRAME_SKIP_OF``); the P-frame codec
+    then starts as a motion-compensated copy (its frame generator's last convolution at zero).
+
     ``source`` may also be comma-separated ``PART=SOURCE`` items (PART "intra" or "inter"), each
     loading only that part of the codec from its source.
 
@@ -86,13 +90,19 @@ def load_init_weights(codec: VideoCodec, source: str) -> None:
         from lwdvc.models.pretrained import pretrained
 
         other = pretrained(source.split(":", 1)[1])
-        if other.config != codec.config:
+        fit = weights_fit(other.config, codec.config)
+        if fit is None:
             raise CheckpointError(f"{source} is codec {other.config}, not {codec.config}")
-        codec.load_state_dict(other.state_dict())
-        return
-    payload = load_checkpoint(source)
-    check_codec_matches(payload, codec.config, source)
-    codec.load_state_dict(payload["model"])
+        state = other.state_dict()
+    else:
+        payload = load_checkpoint(source)
+        fit = weights_fit(checkpoint_codec(payload), codec.config)
+        if fit is None:
+            check_codec_matches(payload, codec.config, source)  # raises, naming both codecs
+        state = payload["model"]
+    codec.load_state_dict(state)
+    if fit == "to_frame_skip":
+        codec.inter.start_as_copy()
 
 
 def _trainable(codec: VideoCodec, stage: str) -> list[torch.nn.Parameter]:
