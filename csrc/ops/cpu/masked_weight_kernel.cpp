@@ -5,7 +5,8 @@
 // ops are the list ops on a list of one. Outputs are allocated up front; contiguous tensors are
 // then scaled in ONE parallel region by the per-ISA loop of isa/scale_channels.cpp, the work of
 // all of them split into equal parts; strided ones go through TensorIterator. One pass, no
-// full-size temporaries.
+// full-size temporaries. The factor of a double tensor is computed and applied in double, that of
+// a float, half or bfloat16 tensor computed in float and rounded to its dtype (factor_t).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -29,9 +30,10 @@ constexpr int64_t kGrainElements = 32768;  // fewest elements worth a thread (as
 
 // out = x * factor[channel] for any strides, through TensorIterator (mask broadcast by stride 0).
 template <typename scalar_t>
-void scale_channels_strided(const at::Tensor& x, at::Tensor& out, const std::vector<float>& factor_f,
+void scale_channels_strided(const at::Tensor& x, at::Tensor& out, const std::vector<double>& factors,
                             int64_t dim) {
-  std::vector<scalar_t> factor(factor_f.begin(), factor_f.end());
+  std::vector<scalar_t> factor(factors.size());
+  std::transform(factors.begin(), factors.end(), factor.begin(), factor_as<scalar_t>);
   auto factor_tensor = at::from_blob(factor.data(), {static_cast<int64_t>(factor.size())}, x.options());
   std::vector<int64_t> strides(x.dim(), 0);
   strides[dim] = 1;
@@ -47,16 +49,26 @@ void scale_channels_strided(const at::Tensor& x, at::Tensor& out, const std::vec
       [](Vec a, Vec b) { return a * b; });
 }
 
-// Per-channel factors: mask (forward) or the gradient-decay scale (backward), read in place
-// from a mask of any floating or bool dtype and stride.
-std::vector<float> channel_factors(const at::Tensor& mask, double beta, bool gradient_decay) {
-  std::vector<float> factor(mask.numel());
+// Per-channel factors of a tensor of dtype `dtype`: mask (forward) or the gradient-decay scale
+// (backward), read in place from a mask of any floating or bool dtype and stride. Computed in
+// double for a double tensor and in float for every other dtype (held as double: exact).
+std::vector<double> channel_factors(const at::Tensor& mask, double beta, bool gradient_decay, at::ScalarType dtype) {
+  std::vector<double> factor(mask.numel());
   const int64_t stride = mask.stride(0);
   AT_DISPATCH_FLOATING_TYPES_AND3(at::kHalf, at::kBFloat16, at::kBool, mask.scalar_type(), "lwdvc_mask_factors", [&] {
     const scalar_t* mp = mask.const_data_ptr<scalar_t>();
-    for (size_t c = 0; c < factor.size(); ++c) {
-      const float m = static_cast<float>(mp[static_cast<int64_t>(c) * stride]);
-      factor[c] = gradient_decay ? gradient_decay_scale(m, static_cast<float>(beta)) : m;
+    auto fill = [&](auto precision) {
+      using factor_type = decltype(precision);
+      const auto b = static_cast<factor_type>(beta);
+      for (size_t c = 0; c < factor.size(); ++c) {
+        const auto m = static_cast<factor_type>(mp[static_cast<int64_t>(c) * stride]);
+        factor[c] = gradient_decay ? gradient_decay_scale(m, b) : m;
+      }
+    };
+    if (dtype == at::kDouble) {
+      fill(double{});
+    } else {
+      fill(float{});
     }
   });
   return factor;
@@ -101,7 +113,7 @@ std::vector<at::Tensor> scale_channels_list(at::TensorList xs, at::TensorList ma
   int64_t bytes = 0;
   for (size_t k = 0; k < xs.size(); ++k) {
     const at::Tensor& x = xs[k];
-    auto factor = channel_factors(masks[k], beta, gradient_decay);
+    auto factor = channel_factors(masks[k], beta, gradient_decay, x.scalar_type());
     if (!x.is_contiguous()) {
       outs.push_back(at::empty_like(x));
       AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "lwdvc_masked_weight", [&] {

@@ -18,17 +18,19 @@ namespace {
 constexpr int kThreads = 256;
 
 // factor[c] = mask[c] (forward) or gradient_decay_scale(mask[c], beta) (backward), rounded to
-// scalar_t like the reference, then applied in float.
+// scalar_t like the reference, then applied in factor_t<scalar_t>: double for double tensors,
+// float for the others.
 template <typename scalar_t>
-__global__ void scale_channels_kernel(const scalar_t* __restrict__ x, const float* __restrict__ mask,
+__global__ void scale_channels_kernel(const scalar_t* __restrict__ x, const factor_t<scalar_t>* __restrict__ mask,
                                       scalar_t* __restrict__ out, int64_t numel, int64_t inner,
-                                      int64_t channels, float beta, bool gradient_decay) {
+                                      int64_t channels, factor_t<scalar_t> beta, bool gradient_decay) {
+  using factor_type = factor_t<scalar_t>;
   const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < numel; i += stride) {
-    const float m = mask[channel_of(i, inner, channels)];
-    const float f = gradient_decay ? gradient_decay_scale(m, beta) : m;
-    const float rounded = static_cast<float>(static_cast<scalar_t>(f));
-    out[i] = static_cast<scalar_t>(static_cast<float>(x[i]) * rounded);
+    const factor_type m = mask[channel_of(i, inner, channels)];
+    const factor_type f = gradient_decay ? gradient_decay_scale(m, beta) : m;
+    const factor_type rounded = static_cast<factor_type>(static_cast<scalar_t>(f));
+    out[i] = static_cast<scalar_t>(static_cast<factor_type>(x[i]) * rounded);
   }
 }
 
@@ -36,16 +38,17 @@ at::Tensor scale_channels_cuda(const at::Tensor& input, const at::Tensor& mask, 
                                bool gradient_decay) {
   const c10::cuda::CUDAGuard guard(input.device());
   const auto x = input.contiguous();  // strided inputs are densified once
-  const auto m = mask.to(at::kFloat).contiguous();
   auto out = at::empty_like(x, at::MemoryFormat::Contiguous);
   const auto v = channel_view(x, dim);
   const int64_t numel = x.numel();
   const int blocks = static_cast<int>(std::min<int64_t>((numel + kThreads - 1) / kThreads, 65535));
   auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "lwdvc_masked_weight_cuda", [&] {
+    using factor_type = factor_t<scalar_t>;
+    const auto m = mask.to(c10::CppTypeToScalarType<factor_type>::value).contiguous();
     scale_channels_kernel<scalar_t><<<blocks, kThreads, 0, stream>>>(
-        x.const_data_ptr<scalar_t>(), m.const_data_ptr<float>(), out.mutable_data_ptr<scalar_t>(), numel,
-        v.inner, v.channels, static_cast<float>(beta), gradient_decay);
+        x.const_data_ptr<scalar_t>(), m.const_data_ptr<factor_type>(), out.mutable_data_ptr<scalar_t>(), numel,
+        v.inner, v.channels, static_cast<factor_type>(beta), gradient_decay);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out;

@@ -48,7 +48,8 @@ void scale_units(const ScaleJob& job, int64_t begin, int64_t end) {
     if constexpr (std::is_same_v<scalar_t, float>) {
       if (job.stream) {
         for (int64_t r = begin; r < end; ++r) {
-          scale_row_streaming<0>(x + r * v.inner, out + r * v.inner, &job.factor[r % v.channels], v.inner);
+          const float f = factor_as<float>(job.factor[r % v.channels]);
+          scale_row_streaming<0>(x + r * v.inner, out + r * v.inner, &f, v.inner);
         }
         _mm_sfence();  // make this thread's streaming stores visible before the parallel region ends
         return;
@@ -56,7 +57,7 @@ void scale_units(const ScaleJob& job, int64_t begin, int64_t end) {
     }
 #endif
     for (int64_t r = begin; r < end; ++r) {
-      const auto f = static_cast<scalar_t>(job.factor[r % v.channels]);
+      const auto f = factor_as<scalar_t>(job.factor[r % v.channels]);
       at::vec::map([f](Vec a) { return a * Vec(f); }, out + r * v.inner, x + r * v.inner, v.inner);
     }
     return;
@@ -66,7 +67,7 @@ void scale_units(const ScaleJob& job, int64_t begin, int64_t end) {
   const int64_t block = v.channels * v.inner;
   std::vector<scalar_t> pattern(block);
   for (int64_t c = 0; c < v.channels; ++c) {
-    std::fill_n(pattern.data() + c * v.inner, v.inner, static_cast<scalar_t>(job.factor[c]));
+    std::fill_n(pattern.data() + c * v.inner, v.inner, factor_as<scalar_t>(job.factor[c]));
   }
 #if defined(CPU_CAPABILITY_AVX512)
   if constexpr (std::is_same_v<scalar_t, float>) {

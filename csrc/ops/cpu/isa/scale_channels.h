@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../../common/channel_view.h"
+#include "../../common/masked_weight.h"
 
 namespace lwdvc {
 
@@ -25,6 +26,13 @@ constexpr int64_t kShortRow = 64;
 // memory-bound loop. Decided for the whole call, so a list's small tensors stream too.
 constexpr int64_t kStreamingBytes = int64_t{256} << 10;
 
+// A per-channel factor held as double (ScaleJob::factor) as scalar_t: through factor_t<scalar_t>,
+// so that a float factor (every dtype but double) is rounded to scalar_t as a float would be.
+template <typename scalar_t>
+inline scalar_t factor_as(double factor) {
+  return static_cast<scalar_t>(static_cast<factor_t<scalar_t>>(factor));
+}
+
 // One tensor to scale: out = x * factor[channel] for contiguous x and out viewed as
 // [outer, channels, inner]. The work is cut into units: a row of `inner` elements with one
 // factor (long rows, inner >= kShortRow) or a block of channels * inner elements (short rows).
@@ -33,8 +41,10 @@ struct ScaleJob {
   void* out = nullptr;
   c10::ScalarType dtype = c10::ScalarType::Float;
   ChannelView view;
-  std::vector<float> factor;  // [channels], rounded to dtype before use
-  bool stream = false;        // non-temporal stores allowed (see kStreamingBytes)
+  // [channels]: computed in factor_t of dtype (double for double tensors; float, exact in a
+  // double, for the others), rounded to dtype before use (factor_as).
+  std::vector<double> factor;
+  bool stream = false;  // non-temporal stores allowed (see kStreamingBytes)
 
   bool long_rows() const { return view.inner >= kShortRow; }
   int64_t numel() const { return view.outer * view.channels * view.inner; }
