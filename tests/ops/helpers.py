@@ -53,6 +53,12 @@ def random_mask(n: int, generator: torch.Generator, keep: float = 0.6) -> torch.
     return mask
 
 
+def fractional_mask(n: int, generator: torch.Generator, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Mask of values in (0, 1), none 0 or 1, most not exact in float32 (when ``dtype`` is
+    float64): what a soft mask looks like, and what tells a float64 factor from a float32 one."""
+    return (0.01 + 0.98 * torch.rand(n, dtype=torch.float64, generator=generator)).to(dtype)
+
+
 def non_contiguous(t: torch.Tensor) -> torch.Tensor:
     """Same values as ``t`` with non-contiguous strides (a transposed copy, transposed back)."""
     if t.dim() < 2:

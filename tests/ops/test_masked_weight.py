@@ -9,6 +9,7 @@ from tests.ops.helpers import (
     BACKENDS,
     DTYPES,
     TOLERANCE,
+    fractional_mask,
     needs_cuda,
     non_contiguous,
     random_mask,
@@ -49,6 +50,71 @@ def test_forward_and_backward_match_oracle(backend, dtype, shape, dim, contiguou
     assert out.dtype == dtype and out.shape == weight.shape
     torch.testing.assert_close(out.double(), want_out, atol=atol, rtol=rtol)
     torch.testing.assert_close(weight.grad.double(), want_grad, atol=atol, rtol=rtol)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape,dim", CASES)
+@pytest.mark.parametrize("contiguous", [True, False], ids=["contiguous", "strided"])
+def test_float64_factor_is_computed_in_float64(backend, shape, dim, contiguous):
+    """A float64 tensor is scaled by its factor in float64: a fractional float64 mask and a beta
+    that float32 cannot hold give ``weight * mask`` and ``grad * (mask + beta * (1 - mask))`` to
+    float64 rounding (a float32 factor is off by about 1e-8 relative)."""
+    g = torch.Generator().manual_seed(hash((shape, dim, "float64")) % 2**31)
+    weight = torch.randn(shape, dtype=torch.float64, generator=g)
+    if not contiguous:
+        weight = non_contiguous(weight)
+    weight.requires_grad_(True)
+    mask = fractional_mask(weight.size(dim), g)
+    grad = torch.randn(shape, dtype=torch.float64, generator=g)
+    beta = 0.3  # not exact in float32
+    out = ops.masked_weight(weight, mask, beta, dim, backend=backend)
+    out.backward(grad)
+    want_out, want_grad = oracle(weight.detach(), mask, beta, dim % weight.dim(), grad)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, want_out, atol=0.0, rtol=1e-14)
+    torch.testing.assert_close(weight.grad, want_grad, atol=0.0, rtol=1e-14)
+    # The backward op called directly, as the C++ autograd does.
+    if backend == "auto":
+        torch.testing.assert_close(torch.ops.lwdvc.masked_weight_backward(grad, mask, beta, dim), want_grad,
+                                   atol=0.0, rtol=1e-14)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("contiguous", [True, False], ids=["contiguous", "strided"])
+def test_other_dtypes_keep_the_float32_factor(backend, dtype, contiguous):
+    """float32, float16 and bfloat16 tensors are scaled by the factor computed in float32 and
+    rounded to their dtype, bit for bit (a fractional mask and beta 0.3 would show any change)."""
+    if backend == "triton" and dtype == torch.bfloat16:
+        pytest.skip("Triton's interpreter truncates float32 to bfloat16 where torch rounds to nearest")
+    g = torch.Generator().manual_seed(5)
+    weight = torch.randn(12, 70, generator=g).to(dtype)
+    if not contiguous:
+        weight = non_contiguous(weight)
+    weight.requires_grad_(True)
+    mask = fractional_mask(70, g, torch.float32)
+    grad = torch.randn(12, 70, generator=g).to(dtype)
+    beta = 0.3
+    out = ops.masked_weight(weight, mask, beta, 1, backend=backend)
+    out.backward(grad)
+    scale = mask + beta * (1.0 - mask)  # float32 arithmetic
+    assert scale.dtype == torch.float32
+    assert torch.equal(out, weight.detach() * mask.to(dtype))
+    assert torch.equal(weight.grad, grad * scale.to(dtype))
+
+
+def test_gradient_decay_scale_follows_the_dtype_rule():
+    """The Python factor: float64 for a float64 tensor, float32 for every other dtype."""
+    from lwdvc_kernels.ops.reference.masked_weight import gradient_decay_scale
+
+    mask = torch.tensor([0.0, 0.3, 0.7, 1.0], dtype=torch.float64)
+    got = gradient_decay_scale(mask, 0.3, torch.float64)
+    assert got.dtype == torch.float64 and torch.equal(got, mask + 0.3 * (1.0 - mask))
+    m32 = mask.float()
+    for dtype in DTYPES:
+        got = gradient_decay_scale(mask, 0.3, dtype)
+        assert got.dtype == torch.float32 and torch.equal(got, m32 + 0.3 * (1.0 - m32)), dtype
+    assert torch.equal(gradient_decay_scale(mask, 0.3), m32 + 0.3 * (1.0 - m32))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -11,6 +11,7 @@ from tests.ops.helpers import (
     DTYPES,
     TOLERANCE,
     UNSAFE_FOR_KERNELS,
+    fractional_mask,
     needs_cuda,
     non_contiguous,
     random_mask,
@@ -66,6 +67,32 @@ def test_forward_and_backward_match_oracle_and_masked_weight(backend, dtype):
         (single_grad,) = torch.autograd.grad(single, w, grad)
         assert torch.equal(outs[k], single), k
         assert torch.equal(got_grads[k], single_grad), k
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float64_factors_are_computed_in_float64(backend):
+    """Every float64 tensor of a list is scaled by its factor in float64 (fractional float64
+    masks, beta not exact in float32), next to a float32 tensor that keeps its float32 factor."""
+    weights, _, grads, dims = make_list(LIST, torch.float64, seed=8)
+    assert any(not w.is_contiguous() for w in weights)
+    g = torch.Generator().manual_seed(9)
+    masks = [fractional_mask(w.size(d), g) for w, d in zip(weights, dims)]
+    w32 = torch.randn(6, 70, generator=g).requires_grad_(True)
+    m32 = fractional_mask(70, g)
+    g32 = torch.randn(6, 70, generator=g)
+    beta = 0.3  # not exact in float32
+    outs = ops.masked_weights(weights + [w32], masks + [m32], beta, dims + [1], backend=backend)
+    got_grads = torch.autograd.grad(outs, weights + [w32], grads + [g32])
+    # The backward op called directly too, as the C++ autograd does.
+    direct = torch.ops.lwdvc.masked_weights_backward(grads, masks, beta, dims) if backend == "auto" else got_grads
+    for k, (w, m, d, grad) in enumerate(zip(weights, masks, dims, grads)):
+        want_out, want_grad = oracle(w.detach(), m, beta, d, grad)
+        assert outs[k].dtype == torch.float64, k
+        for got, want in ((outs[k], want_out), (got_grads[k], want_grad), (direct[k], want_grad)):
+            torch.testing.assert_close(got, want, atol=0.0, rtol=1e-14, msg=lambda text, k=k: f"tensor {k}: {text}")
+    m32_f = m32.float()
+    assert torch.equal(outs[-1], w32.detach() * m32_f)
+    assert torch.equal(got_grads[-1], g32 * (m32_f + beta * (1.0 - m32_f)))
 
 
 @pytest.mark.parametrize("threads", [1, 3, 7])
@@ -247,6 +274,27 @@ else:
 
 def test_python_fallback_without_the_extension():
     run_without_extension(FALLBACK_SCRIPT)
+
+
+FALLBACK_FLOAT64_SCRIPT = """
+import sys
+sys.modules["lwdvc_kernels._C"] = None  # the extension cannot be imported
+import torch
+from lwdvc_kernels import ops
+assert ops.EXTENSION is None
+g = torch.Generator().manual_seed(0)
+w = torch.randn(6, 70, dtype=torch.float64, generator=g).t()  # strided
+m = 0.01 + 0.98 * torch.rand(6, dtype=torch.float64, generator=g)
+grad = torch.randn(70, 6, dtype=torch.float64, generator=g)
+out = torch.ops.lwdvc.masked_weights([w], [m], 0.3, [1])[0]
+back = torch.ops.lwdvc.masked_weights_backward([grad], [m], 0.3, [1])[0]
+assert torch.equal(out, w * m), (out - w * m).abs().max()
+assert torch.equal(back, grad * (m + 0.3 * (1 - m))), (back - grad * (m + 0.3 * (1 - m))).abs().max()
+"""
+
+
+def test_python_fallback_computes_float64_factors_in_float64():
+    run_without_extension(FALLBACK_FLOAT64_SCRIPT)
 
 
 @pytest.mark.parametrize("sizes", [[5, 0, 5], [0, 7], [7, 0], [0]], ids=str)
