@@ -107,7 +107,8 @@ def masked_weight_case(draw, bad=None):
     if bad and draw(st.booleans()):
         dim = draw(st.sampled_from([len(shape), -len(shape) - 1, INT64_MAX]))
     channels = shape[dim] if -len(shape) <= dim < len(shape) else 3
-    # masks are 0/1 (the mask contract); the kernels read float masks as float32
+    # masks are 0/1 (the mask contract); the kernels compute the factor in float64 for float64
+    # tensors, in float32 for the others
     mask = draw(tensor([draw(off_by_one(channels, bad))], dtype=draw(st.sampled_from(["float32", "bool", "float64"])),
                        bad=bad))
     mask["fill"] = draw(st.sampled_from(["binary", "binary", "binary", "zeros", "binary-nan", "binary-inf"]))
