@@ -73,14 +73,17 @@ def expected_cuda_ops(csrc: Path = CSRC) -> list[str] | None:
 
 
 def cuda_kernel_of(qualname: str) -> tuple[str, str | None]:
-    """(``"compiled"`` | ``"python"`` | ``"none"``, the file:line that registered it) of an op's CUDA key."""
+    """(kind, the file that registered it) of an op's CUDA key; kind ``"compiled"``, ``"python"``,
+    ``"none"``, or ``"unknown"`` when the dispatcher's dump does not say (counted as not compiled)."""
     import torch
 
     if not torch._C._dispatch_has_kernel_for_dispatch_key(qualname, "CUDA"):
         return "none", None
     match = _REGISTERED_AT.search(torch._C._dispatch_dump(qualname))
-    where = match.group(1) if match else None
-    return ("python" if where is not None and where.endswith(".py") else "compiled"), where
+    if match is None:
+        return "unknown", None
+    where = match.group(1)
+    return ("python" if where.endswith(".py") else "compiled"), where
 
 
 def check_registration(csrc: Path = CSRC, gpu_present: bool | None = None) -> dict:

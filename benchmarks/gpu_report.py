@@ -86,7 +86,7 @@ def _header(report: dict) -> list[str]:
 
 
 def _part_title(title: str, part: dict) -> list[str]:
-    limit = f", {part['seconds']:.0f} s of {part['time_limit_s']:.0f} s" if "seconds" in part else ""
+    limit = f", {part['seconds']:.1f} s of the {part['time_limit_s']:g} s limit" if "seconds" in part else ""
     lines = [f"## {title}: {part['status']}", "", f"{part.get('note', '')}{limit}.".lstrip(", "), ""]
     if part.get("output_tail") and part["status"] not in ("passed", "measured", "not run"):
         lines += ["```", part["output_tail"][-2000:].rstrip(), "```", ""]
@@ -150,10 +150,13 @@ def _benchmarks(part: dict) -> list[str]:
                   "|---|---:|---:|---:|---:|---|"]
         for provider, row in codec["variants"].items():
             note = row.get("error") or ("" if row.get("finite", True) else "non-finite output")
+            if row.get("timed_with") and "median_ms" in row:
+                note = f"timed in a second run, in turns with {' and '.join(row['timed_with'])}"
             lines.append(f"| {provider} | {_fmt(row.get('median_ms'), '.2f')} "
                          f"| {_fmt(row.get('speedup_vs_dense_fp16'), '.2f')} | {_fmt(row.get('mac_ratio'), '.3f')} "
                          f"| {_fmt(row.get('efficiency'), '.2f')} | {note} |")
-        lines += ["", f"Target against the measurement: speed-up {_fmt(t['speedup'], '.2f')}x (target >= "
+        speedup = "-" if t["speedup"] is None else f"{t['speedup']:.2f}x"
+        lines += ["", f"Target against the measurement: speed-up {speedup} (target >= "
                       f"{goal['speedup'] if goal else 2:g}x), efficiency {_fmt(t['efficiency'], '.2f')} (target >= "
                       f"{goal['efficiency'] if goal else 0.8:g}): {verdict}.", ""]
     return lines
