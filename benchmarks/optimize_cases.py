@@ -15,6 +15,7 @@ CODECS = ("dcvc", "dcvc_hem", "fvc")
 # (label, padded height, padded width): 960x544 frames are padded to a multiple of 64 as the
 # codecs themselves do before decoding.
 FRAMES = (("448x256", 256, 448), ("960x544", 576, 960))
+FRAME_1080P = ("1920x1088", 1088, 1920)  # 1920x1080 padded to a multiple of 64 (the GPU check's frame)
 REDUCTION = 0.65
 
 
@@ -44,12 +45,22 @@ def optimised(codec: str, height: int, width: int, dtype: torch.dtype, round_to:
                  for m in decoder(codec, height, width, round_to, masks))
 
 
+@functools.cache
+def compiled(codec: str, height: int, width: int, round_to: int = 1, device: str = "cpu",
+             masks: str = "uniform") -> tuple[torch.nn.Module, ...]:
+    """``torch.compile`` (inductor, default mode) of each compacted module on ``device``: compiled
+    on its first call, once per autocast dtype."""
+    return tuple(torch.compile(m.compacted.to(device)) for m in decoder(codec, height, width, round_to, masks))
+
+
 def runner(codec: str, height: int, width: int, provider: str, round_to: int = 1, device: str = "cpu",
            masks: str = "uniform", narrow_conv: bool = True):
     """A no-argument callable decoding one frame's worth of decoder modules.
 
-    provider: ``dense-eager-<dt>``, ``compacted-eager-<dt>`` or ``compacted-opt-<dt>`` with
-    ``<dt>`` ``fp32`` or ``bf16`` (eager bf16 runs under autocast, the standard eager path).
+    provider: ``dense-eager-<dt>``, ``compacted-eager-<dt>``, ``compacted-opt-<dt>`` or
+    ``compacted-compile-<dt>`` (``torch.compile`` of the compacted modules) with ``<dt>``
+    ``fp32``, ``bf16`` or ``fp16`` (eager and compiled bf16 / fp16 run under autocast, the
+    standard eager path; the optimised modules compute in that dtype themselves).
     masks: see ``build_decoder``. narrow_conv: False runs the optimised modules' convolutions with
     oneDNN only (``ops.narrow_conv_in_epilogue(False)``).
     """
@@ -59,9 +70,11 @@ def runner(codec: str, height: int, width: int, provider: str, round_to: int = 1
     inputs = [tuple(t.to(device) for t in m.inputs) for m in modules]
     if mode == "opt":
         nets = optimised(codec, height, width, None if dtype == torch.float32 else dtype, round_to, device, masks)
+    elif mode == "compile":
+        nets = compiled(codec, height, width, round_to, device, masks)
     else:
         nets = [(m.dense if kind == "dense" else m.compacted).to(device) for m in modules]
-    autocast = (lambda: torch.autocast(device, dtype=dtype)) if mode == "eager" and dt != "fp32" else \
+    autocast = (lambda: torch.autocast(device, dtype=dtype)) if mode != "opt" and dt != "fp32" else \
         contextlib.nullcontext
 
     def step():

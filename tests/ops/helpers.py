@@ -14,7 +14,11 @@ TOLERANCE = {
 }
 
 HAS_CUDA = torch.cuda.is_available()
-needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA device")
+
+
+def needs_cuda(test):
+    """Decorator: marks ``test`` ``cuda`` (``pytest -m cuda`` selects it) and skips it without a CUDA device."""
+    return pytest.mark.cuda(pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA device")(test))
 
 
 def triton_usable() -> bool:
