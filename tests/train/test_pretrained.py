@@ -44,14 +44,15 @@ def test_missing_weights_file(tmp_path):
         load_weights(tmp_path / "bad.json")
 
 
-@pytest.mark.parametrize("name", ["dcvc_hem_w025", "dcvc_hem_w025_v2"])
-def test_shipped_teachers_code_the_held_out_clip(name):
+@pytest.mark.parametrize("name, family", [("dcvc_hem_w025", "dcvc_hem"), ("dcvc_hem_w025_v2", "dcvc_hem"),
+                                          ("dcvc_hem_w025_v3", "dcvc_hem_skip")])
+def test_shipped_teachers_code_the_held_out_clip(name, family):
     from lwdvc.data import PaddedSequence, default_sequences
     from lwdvc.eval import GopSettings, code_sequence
 
     assert name in available_pretrained()
     codec = pretrained(name)
-    assert codec.config == {"family": "dcvc_hem", "width": 0.25, "intra_width": 0.25, "anchors": 4}
+    assert codec.config == {"family": family, "width": 0.25, "intra_width": 0.25, "anchors": 4}
     assert (WEIGHTS_DIR / f"{name}.safetensors").stat().st_size < 12e6
     sequence = PaddedSequence(default_sequences("test", max_frames=2)[0])
     low = code_sequence(codec, sequence, 0, GopSettings(gop=2, frames=2))
