@@ -5,8 +5,9 @@ import json
 import math
 import os
 import platform
-import tempfile
 from pathlib import Path
+
+from lwdvc.checkpoint import write_text_atomic
 
 
 def machine_info() -> dict:
@@ -39,21 +40,6 @@ def json_ready(value):
     if isinstance(value, (list, tuple)):
         return [json_ready(v) for v in value]
     return value
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Writes ``text`` to a temporary file next to ``path``, then renames it over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> what a plain open() would give
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _fmt(value, spec: str = ".3g") -> str:
@@ -176,6 +162,6 @@ def markdown(report: dict) -> str:
 def write_report(out: Path, report: dict) -> tuple[Path, Path]:
     """Writes ``gpu_check.json`` and ``gpu_check.md`` into ``out`` atomically; returns their paths."""
     json_path, md_path = out / "gpu_check.json", out / "gpu_check.md"
-    write_atomically(json_path, json.dumps(json_ready(report), indent=2, allow_nan=False) + "\n")
-    write_atomically(md_path, markdown(report))
+    write_text_atomic(json_path, json.dumps(json_ready(report), indent=2, allow_nan=False) + "\n")
+    write_text_atomic(md_path, markdown(report))
     return json_path, md_path

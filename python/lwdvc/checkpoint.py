@@ -33,7 +33,8 @@ import torch
 
 from lwdvc.errors import InputFileError
 
-__all__ = ["FORMAT", "VERSION", "CheckpointError", "save_atomic", "remove_stale_temp_files", "load_checkpoint",
+__all__ = ["FORMAT", "VERSION", "CheckpointError", "save_atomic", "write_text_atomic", "remove_stale_temp_files",
+           "load_checkpoint",
            "rng_state", "set_rng_state", "checkpoint_codec", "check_codec_matches"]
 
 FORMAT = "lwdvc-train-checkpoint"
@@ -69,6 +70,29 @@ def remove_stale_temp_files(folder: str) -> list[str]:
     return removed
 
 
+def _replace_atomically(path: str, write, suffix: str, mode: str, permissions: int | None = None) -> str:
+    """Write a temporary file next to ``path`` with ``write(file)`` (opened with ``mode``), fsync it,
+    give it ``permissions`` (masked by the umask; None keeps mkstemp's 0600), then ``os.replace``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    try:
+        with os.fdopen(handle, mode) as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        if permissions is not None:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, permissions & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
 def save_atomic(payload: dict[str, Any], path: str | os.PathLike) -> str:
     """Write ``payload`` with ``torch.save`` to a temporary file, fsync it, then ``os.replace``.
 
@@ -79,22 +103,15 @@ def save_atomic(payload: dict[str, Any], path: str | os.PathLike) -> str:
     Returns:
         The path written.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    remove_stale_temp_files(folder)
+    path = _replace_atomically(os.fspath(path), lambda file: torch.save(payload, file), ".pt", "wb")
+    remove_stale_temp_files(os.path.dirname(os.path.abspath(path)))
     return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> str:
+    """Replace the text file ``path`` atomically (temporary file, fsync, ``os.replace``), with the
+    permissions a plain ``open(path, "w")`` would give. Returns the path written."""
+    return _replace_atomically(os.fspath(path), lambda file: file.write(text), ".txt", "w", 0o666)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

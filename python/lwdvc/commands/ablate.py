@@ -54,21 +54,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _write_text(path: str, text: str) -> None:
-    """Replace ``path`` atomically (temporary file + rename)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as file:
-        file.write(text)
-    os.replace(tmp, path)
-
-
 def _write_outputs(out: str, report: dict, curves: dict, text: str) -> None:
     """ablation.json / .md, the training curves (first seed of each setting) and the RD plot."""
+    from lwdvc.checkpoint import write_text_atomic
     from lwdvc.plots import plot_rd_curves
     from lwdvc.prune import plot_run_comparison
 
-    _write_text(os.path.join(out, "ablation.json"), json.dumps(report, indent=1))
-    _write_text(os.path.join(out, "ablation.md"), text)
+    write_text_atomic(os.path.join(out, "ablation.json"), json.dumps(report, indent=1))
+    write_text_atomic(os.path.join(out, "ablation.md"), text)
     first_seed = {}
     for row in report["variants"]:
         first_seed.setdefault((row["variant"], row["selection"]), row["seed"])

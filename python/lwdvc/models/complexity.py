@@ -11,13 +11,16 @@ from __future__ import annotations
 import torch
 
 from lwdvc.models.layers import FlowWarp
+from lwdvc.models.video_codec import FRAME_SKIP_OF
 from lwdvc.models.zoo import build
 from lwdvc_kernels import count_macs
 
 __all__ = ["decoder_macs", "frame_total"]
 
 # Modules that run only for some frames and are left out of the per-frame total.
-_NOT_IN_P_FRAME_TOTAL = {"dcvc_hem": {"feature_adaptor_I"}, "dcvc_hem_skip": {"feature_adaptor_I"}}
+_NOT_IN_P_FRAME_TOTAL = {"dcvc_hem": {"feature_adaptor_I"}}
+# A frame-skip variant runs the same modules as its base model.
+_NOT_IN_P_FRAME_TOTAL.update({skip: _NOT_IN_P_FRAME_TOTAL[base] for base, skip in FRAME_SKIP_OF.items()})
 
 
 def decoder_macs(name: str, height: int, width: int, **config) -> dict[str, int]:
