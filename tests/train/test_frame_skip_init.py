@@ -52,3 +52,23 @@ def test_a_shipped_dcvc_hem_starts_a_frame_skip_codec():
     codec = VideoCodec("dcvc_hem_skip", width=0.25)
     load_init_weights(codec, "pretrained:dcvc_hem_w025_v2")
     _assert_copy_start(codec, pretrained("dcvc_hem_w025_v2").state_dict())
+
+
+
+def test_parts_load_from_codecs_whose_other_part_has_another_width(tmp_path):
+    """intra=A,inter=B joins parts whose sources differ in the width of the part not taken
+    (here an I-frame codec of width 0.125 and the shipped P-frame codec of width 0.25)."""
+    trained = train(tiny_config(family="dcvc_hem_skip", stage="intra", steps=1), tmp_path / "a",
+                    progress=False)["codec"]
+    shipped = pretrained("dcvc_hem_w025_v3")
+    target = VideoCodec("dcvc_hem_skip", width=0.25, intra_width=0.125)
+    assert trained.config["width"] != target.config["width"]
+    assert shipped.config["intra_width"] != target.config["intra_width"]
+    load_init_weights(target, f"intra={tmp_path / 'a' / 'checkpoint.pt'},inter=pretrained:dcvc_hem_w025_v3")
+    for name, value in target.state_dict().items():
+        expected = (trained if name.startswith("intra.") else shipped).state_dict()[name]
+        assert torch.equal(value, expected), name
+    # the part taken must still fit: a P-frame codec of another width is refused
+    wider = VideoCodec("dcvc_hem_skip", width=0.5, intra_width=0.125)
+    with pytest.raises(CheckpointError, match="width 0.25"):
+        load_init_weights(wider, "inter=pretrained:dcvc_hem_w025_v3")

@@ -71,7 +71,8 @@ def load_init_weights(codec: VideoCodec, source: str) -> None:
     then starts as a motion-compensated copy (its frame generator's last convolution at zero).
 
     ``source`` may also be comma-separated ``PART=SOURCE`` items (PART "intra" or "inter"), each
-    loading only that part of the codec from its source.
+    loading only that part of the codec from its source; the other part's width in the source
+    does not matter (an I-frame codec of width 0.5 can join a P-frame codec of width 0.25).
 
     Raises:
         CheckpointError: the source holds another codec (family, widths or rate points).
@@ -80,29 +81,36 @@ def load_init_weights(codec: VideoCodec, source: str) -> None:
     if "=" in source:
         for item in source.split(","):
             part, _, path = item.partition("=")
-            if part not in ("intra", "inter") or not path:
+            if part not in PART_WIDTH or not path:
                 raise ConfigError(f"init item {item!r}: give PART=SOURCE with PART 'intra' or 'inter'")
-            donor = VideoCodec.from_config(codec.config)
+            other_width = PART_WIDTH["inter" if part == "intra" else "intra"]
+            source_config, _ = _read_source(path)
+            donor = VideoCodec.from_config({**codec.config, other_width: source_config.get(other_width)})
             load_init_weights(donor, path)
             getattr(codec, part).load_state_dict(getattr(donor, part).state_dict())
         return
+    source_config, state = _read_source(source)
+    fit = weights_fit(source_config, codec.config)
+    if fit is None:
+        check_codec_matches({"codec": json.dumps(source_config)}, codec.config, source)  # raises
+    codec.load_state_dict(state)
+    if fit == "to_frame_skip":
+        codec.inter.start_as_copy()
+
+
+#: The codec-config key of each part's width.
+PART_WIDTH = {"intra": "intra_width", "inter": "width"}
+
+
+def _read_source(source: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(codec config, model state) of a training checkpoint or ``pretrained:<name>``."""
     if source.startswith("pretrained:"):
         from lwdvc.models.pretrained import pretrained
 
         other = pretrained(source.split(":", 1)[1])
-        fit = weights_fit(other.config, codec.config)
-        if fit is None:
-            raise CheckpointError(f"{source} is codec {other.config}, not {codec.config}")
-        state = other.state_dict()
-    else:
-        payload = load_checkpoint(source)
-        fit = weights_fit(checkpoint_codec(payload), codec.config)
-        if fit is None:
-            check_codec_matches(payload, codec.config, source)  # raises, naming both codecs
-        state = payload["model"]
-    codec.load_state_dict(state)
-    if fit == "to_frame_skip":
-        codec.inter.start_as_copy()
+        return other.config, other.state_dict()
+    payload = load_checkpoint(source)
+    return checkpoint_codec(payload), payload["model"]
 
 
 def _trainable(codec: VideoCodec, stage: str) -> list[torch.nn.Parameter]:
