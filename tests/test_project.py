@@ -28,13 +28,27 @@ def test_ci_runs_the_readme_test_command_verbatim():
     assert readme_commands()[1].strip() in ci
 
 
+def test_ci_builds_against_the_declared_oldest_torch():
+    """pyproject's lower bound on torch is the version .ci/compat builds and tests against, CI
+    runs it, and the README states the range."""
+    import tomllib
+
+    compat = (ROOT / ".ci" / "compat").read_text()
+    oldest = re.search(r'^TORCH_VERSION="(\d+)\.(\d+)\.\d+"', compat, flags=re.M).groups()
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    bound = next(d for d in dependencies if re.match(r"torch\b", d))
+    assert bound == f"torch>={oldest[0]}.{oldest[1]}", bound
+    assert "bash .ci/compat" in (ROOT / ".ci" / "run").read_text()
+    assert f"torch {oldest[0]}.{oldest[1]} to" in (ROOT / "README.md").read_text()
+
+
 def test_install_commands_build_against_the_installed_torch():
     for command in readme_commands():
         assert "--no-build-isolation" in command
         assert "torch==" in command
 
 
-CROSS_CHECK_PACKAGES = ["bjontegaard", "pytorch_msssim"]  # imported by test_bdrate, test_metrics
+CROSS_CHECK_PACKAGES = ["bjontegaard", "pytorch_msssim", "scikit-image"]  # test_bdrate, test_metrics, test_stills
 
 
 def test_cross_check_packages_are_test_extras_and_explained():

