@@ -59,10 +59,19 @@ def _pair(value: int | Sequence[int]) -> list[int]:
     return [int(value)] * 2 if isinstance(value, int) else [int(v) for v in value]
 
 
+#: Whether autocast knows a device type, looked up once per type outside of tracing: torch 2.11's
+#: dynamo cannot trace ``torch.amp.is_autocast_available`` (a graph break), a dict look-up it can.
+_AUTOCAST_AVAILABLE: dict[str, bool] = {kind: torch.amp.is_autocast_available(kind)
+                                        for kind in ("cpu", "cuda", "meta")}
+
+
 def autocast_enabled(device: torch.device) -> bool:
     """True when autocast is on for ``device``'s type (False for types autocast does not know,
     such as meta)."""
-    return torch.amp.is_autocast_available(device.type) and torch.is_autocast_enabled(device.type)
+    available = _AUTOCAST_AVAILABLE.get(device.type)
+    if available is None:
+        available = _AUTOCAST_AVAILABLE[device.type] = torch.amp.is_autocast_available(device.type)
+    return available and torch.is_autocast_enabled(device.type)
 
 
 def cpu_kernel_applies(device: torch.device, dtype: torch.dtype, tensors) -> bool:
