@@ -19,8 +19,9 @@ FRONT_END = ["lwdvc.commands", "lwdvc.cli"]
 # (importing package, packages it must not import)
 RULES = [
     ("lwdvc_kernels", ["lwdvc"]),
-    ("lwdvc.models", APPLICATION),
-    ("lwdvc.data", APPLICATION),
+    ("lwdvc.models", [*APPLICATION, "lwdvc.bitstream"]),
+    ("lwdvc.data", [*APPLICATION, "lwdvc.bitstream"]),
+    ("lwdvc.bitstream", APPLICATION),
     ("lwdvc.prune", ["lwdvc.distill", *FRONT_END]),
     ("lwdvc.distill", ["lwdvc.prune", *FRONT_END]),
 ]

@@ -7,8 +7,6 @@ The decoded picture buffer (dpb) is a dict with ``ref_frame`` [N,3,H,W] and, aft
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
@@ -58,13 +56,16 @@ def q_scale_value(q_scale, anchors: torch.Tensor, name: str):
     return q_scale
 
 
-def symbol_source(pair: Sequence[torch.Tensor], name: str, channels: int, size: tuple[int, int]):
-    """``symbols(pass_index, scales)`` callback over a stored (pass 0, pass 1) pair of maps."""
+def symbol_source(pair, name: str, channels: int, size: tuple[int, int]):
+    """The ``symbols`` callback of :func:`dual_prior_decode` over a stored (pass 0, pass 1) pair
+    of maps; a callable (an entropy decoder or encoder) is returned as it is."""
+    if callable(pair):
+        return pair
     if len(pair) != 2:
         raise ValueError(f"{name} must be a pair (pass 0, pass 1), got {len(pair)} tensors")
     for index, tensor in enumerate(pair):
         check_latent(tensor, f"{name}[{index}]", channels, size)
-    return lambda index, scales: pair[index]
+    return lambda index, *_: pair[index]
 
 
 @register("dcvc_hem")
@@ -193,16 +194,16 @@ class DCVCHEM(nn.Module):
     # ----------------------------------------------------------------- decoding
     @torch.no_grad()
     def decode(self, dpb: dict, mv_z_hat: torch.Tensor, z_hat: torch.Tensor,
-               mv_y_q_r: Sequence[torch.Tensor], y_q_r: Sequence[torch.Tensor],
-               mv_y_q_scale=None, y_q_scale=None,
+               mv_y_q_r, y_q_r, mv_y_q_scale=None, y_q_scale=None,
                output_size: tuple[int, int] | None = None) -> dict:
         """Decode one P-frame from quantised latents (the network part of ``decompress``).
 
         Args:
             dpb: decoded picture buffer; ``ref_frame`` [1, 3, H, W] padded to multiples of 64.
             mv_z_hat, z_hat: hyper latents [1, N, H/64, W/64].
-            mv_y_q_r: integer motion symbols of the two checkerboard passes, each [1, mv/2, H/16, W/16].
-            y_q_r: integer contextual symbols of the two passes, each [1, M/2, H/16, W/16].
+            mv_y_q_r: integer motion symbols of the two checkerboard passes, each [1, mv/2, H/16, W/16]
+                (or a ``symbols`` callback of :func:`dual_prior_decode`, e.g. an entropy decoder).
+            y_q_r: integer contextual symbols of the two passes, each [1, M/2, H/16, W/16] (or a callback).
             mv_y_q_scale, y_q_scale: quantisation scales (floats; None = first learnt anchor).
             output_size: (height, width) to crop the reconstruction to.
 
@@ -212,18 +213,25 @@ class DCVCHEM(nn.Module):
             to each entropy-decoding call (``mv_scales_r_0/1``, ``scales_r_0/1``) and ``dpb``
             (the buffer for the next frame).
         """
+        motion = self.decode_motion(dpb, mv_z_hat, mv_y_q_r, mv_y_q_scale)
+        return self.decode_residual(dpb, motion, z_hat, y_q_r, y_q_scale, output_size)
+
+    @torch.no_grad()
+    def decode_motion(self, dpb: dict, mv_z_hat: torch.Tensor, mv_y_q_r, mv_y_q_scale=None) -> dict:
+        """First half of :meth:`decode`: the motion and the motion-compensated contexts.
+
+        Returns:
+            dict with ``mv_y_hat``, ``mv_hat``, ``context1..3``, ``warped`` (the warped reference
+            frame) and ``mv_scales_r_0/1``.
+        """
         ref = dpb.get("ref_frame") if isinstance(dpb, dict) else None
         if ref is None:
             raise ValueError("dpb must be a dict holding 'ref_frame'")
         height, width = check_padded_frame(ref, "dpb['ref_frame']")
         z_size, y_size = (height // 64, width // 64), (height // 16, width // 16)
         check_latent(mv_z_hat, "mv_z_hat", self.channel_N, z_size)
-        check_latent(z_hat, "z_hat", self.channel_N, z_size)
         mv_symbols = symbol_source(mv_y_q_r, "mv_y_q_r", self.channel_mv // 2, y_size)
-        y_symbols = symbol_source(y_q_r, "y_q_r", self.channel_M // 2, y_size)
         curr_mv_y_q = self.get_curr_mv_y_q(q_scale_value(mv_y_q_scale, self.mv_y_q_scale, "mv_y_q_scale"))
-        curr_y_q = self.get_curr_y_q(q_scale_value(y_q_scale, self.y_q_scale, "y_q_scale"))
-
         out: dict = {}
         mv_params = self.mv_hyper_prior_decoder(mv_z_hat)
         ref_mv_y = self._reference_latent(dpb, "ref_mv_y", mv_params, self.channel_mv)
@@ -233,8 +241,21 @@ class DCVCHEM(nn.Module):
             mv_means, mv_scales, mv_q_step, self.mv_y_spatial_prior, mv_symbols)
         out["mv_y_hat"] = mv_y_hat * curr_mv_y_q
         out["mv_hat"] = self.mv_decoder(out["mv_y_hat"])
-        out["context1"], out["context2"], out["context3"], warped = \
+        out["context1"], out["context2"], out["context3"], out["warped"] = \
             self.motion_compensation(dpb, out["mv_hat"])
+        return out
+
+    @torch.no_grad()
+    def decode_residual(self, dpb: dict, motion: dict, z_hat: torch.Tensor, y_q_r, y_q_scale=None,
+                        output_size: tuple[int, int] | None = None) -> dict:
+        """Second half of :meth:`decode`: the frame from the contextual latent and ``motion``
+        (what :meth:`decode_motion` returned); returns :meth:`decode`'s dict."""
+        height, width = check_padded_frame(dpb["ref_frame"], "dpb['ref_frame']")
+        z_size, y_size = (height // 64, width // 64), (height // 16, width // 16)
+        check_latent(z_hat, "z_hat", self.channel_N, z_size)
+        y_symbols = symbol_source(y_q_r, "y_q_r", self.channel_M // 2, y_size)
+        curr_y_q = self.get_curr_y_q(q_scale_value(y_q_scale, self.y_q_scale, "y_q_scale"))
+        out = {key: value for key, value in motion.items() if key != "warped"}
         hierarchical = self.contextual_hyper_prior_decoder(z_hat)
         temporal = self.temporal_prior_encoder(out["context3"])
         ref_y = self._reference_latent(dpb, "ref_y", temporal, self.channel_M)
@@ -247,7 +268,7 @@ class DCVCHEM(nn.Module):
                                                              out["context3"])
         # the official decoder passes (residual feature, context1): the concat is in that order
         out["feature"], recon = self.recon_generation_net(out["recon_image_feature"], out["context1"])
-        recon = self._add_skip(recon, warped)
+        recon = self._add_skip(recon, motion["warped"])
         out["recon_image_preclamp"] = recon
         out["recon_image"] = recon.clamp(0, 1)
         out["dpb"] = {"ref_frame": out["recon_image"], "ref_feature": out["feature"],
@@ -256,6 +277,23 @@ class DCVCHEM(nn.Module):
             out["recon_image"] = out["recon_image"][..., :output_size[0], :output_size[1]]
             out["recon_image_preclamp"] = recon[..., :output_size[0], :output_size[1]]
         return out
+
+    # ----------------------------------------------------------------- encoder-side analysis
+    @torch.no_grad()
+    def analyse_motion(self, x: torch.Tensor, dpb: dict, mv_y_q_scale=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Motion latent [N, mv, H/16, W/16] (divided by its step) and its hyper latent
+        [N, N, H/64, W/64] of padded frame ``x`` against ``dpb`` (what an encoder codes)."""
+        curr_mv_y_q = self.get_curr_mv_y_q(q_scale_value(mv_y_q_scale, self.mv_y_q_scale, "mv_y_q_scale"))
+        mv_y = self.mv_encoder(self.optic_flow(x, dpb["ref_frame"])) / curr_mv_y_q
+        return mv_y, self.mv_hyper_prior_encoder(mv_y)
+
+    @torch.no_grad()
+    def analyse_residual(self, x: torch.Tensor, motion: dict, y_q_scale=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Contextual latent [N, M, H/16, W/16] (divided by its step) and its hyper latent of
+        padded frame ``x``, given the decoded ``motion`` of :meth:`decode_motion`."""
+        curr_y_q = self.get_curr_y_q(q_scale_value(y_q_scale, self.y_q_scale, "y_q_scale"))
+        y = self.contextual_encoder(x, motion["context1"], motion["context2"], motion["context3"]) / curr_y_q
+        return y, self.contextual_hyper_prior_encoder(y)
 
     # ----------------------------------------------------------------- training forward
     @staticmethod

@@ -88,7 +88,8 @@ class DCVCHEMIntra(nn.Module):
 
         Args:
             z_hat: hyper latent [1, N, H/64, W/64] (H, W: padded frame size).
-            y_q_r: integer symbols of the two checkerboard passes, each [1, N/2, H/16, W/16].
+            y_q_r: integer symbols of the two checkerboard passes, each [1, N/2, H/16, W/16]
+                (or a ``symbols`` callback of ``dual_prior_decode``, e.g. an entropy decoder).
             q_scale: quantisation scale (float; None = first learnt anchor).
             output_size: (height, width) to crop the reconstruction to.
 
@@ -108,6 +109,14 @@ class DCVCHEMIntra(nn.Module):
             x_hat = x_hat[..., :output_size[0], :output_size[1]]
         return {"x_hat": x_hat.clamp(0, 1), "x_hat_preclamp": x_hat, "y_hat": y_hat,
                 "scales_r_0": scales_r_0, "scales_r_1": scales_r_1}
+
+    @torch.no_grad()
+    def analyse(self, x: torch.Tensor, q_scale=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latent [N, C, H/16, W/16] (divided by its step) and hyper latent [N, C, H/64, W/64] of
+        a padded frame ``x`` [N, 3, H, W] (what an encoder codes)."""
+        curr_q = self.get_curr_q(q_scale_value(q_scale, self.q_scale, "q_scale"))
+        y = self.enc(x) / curr_q
+        return y, self.hyper_enc(y)
 
     def forward(self, frame: torch.Tensor, q_scale=None, quant: str = "noise") -> dict:
         """Code ``frame`` [N, 3, H, W] and estimate the rate (padded internally to 64).

@@ -20,7 +20,7 @@ from lwdvc_kernels.nn import lower_bound
 __all__ = ["Bitparm", "BitEstimator", "quantize", "likelihood_to_bits", "laplace_likelihood",
            "gaussian_likelihood", "factorized_likelihood", "checkerboard_masks",
            "dual_prior_forward", "dual_prior_decode", "QUANT_MODES", "EntropyBottleneck",
-           "gaussian_conditional_likelihood"]
+           "gaussian_conditional_likelihood", "checkerboard_residuals"]
 
 QUANT_MODES = ("noise", "ste", "round")
 
@@ -177,8 +177,11 @@ def dual_prior_decode(means: torch.Tensor, scales: torch.Tensor, quant_step: tor
     Args:
         means, scales, quant_step: [N, C, H, W] from the prior fusion network.
         spatial_prior: as in ``dual_prior_forward``.
-        symbols: ``symbols(pass_index, scales_r)`` returns the integer residuals [N, C/2, H, W]
-            of pass 0 or 1 (an entropy decoder would use ``scales_r`` to pick its CDFs).
+        symbols: ``symbols(pass_index, scales_r, means_r, quant_step)`` returns the integer
+            residuals [N, C/2, H, W] of pass 0 or 1. ``scales_r`` / ``means_r`` [N, C/2, H, W] are
+            the pass's scales and means on its positions (an entropy decoder codes with the
+            scales; an encoder forms the residuals with :func:`checkerboard_residuals`), and
+            ``quant_step`` [N, C, H, W] is the bounded step the latent is divided by.
 
     Returns:
         (y_hat [N, C, H, W] multiplied by the step, [scales_r_0, scales_r_1]).
@@ -188,17 +191,38 @@ def dual_prior_decode(means: torch.Tensor, scales: torch.Tensor, quant_step: tor
     scales_0, scales_1 = scales.chunk(2, 1)
     means_0, means_1 = means.chunk(2, 1)
     scales_r_0 = scales_0 * mask_0 + scales_1 * mask_1
-    q_0 = symbols(0, scales_r_0)
+    q_0 = symbols(0, scales_r_0, means_0 * mask_0 + means_1 * mask_1, quant_step)
     y_hat_0_0 = (q_0 + means_0) * mask_0
     y_hat_1_1 = (q_0 + means_1) * mask_1
     params = torch.cat((y_hat_0_0, y_hat_1_1, means, scales, quant_step), dim=1)
     scales_0, means_0, scales_1, means_1 = spatial_prior(params).chunk(4, 1)
     scales_r_1 = scales_0 * mask_1 + scales_1 * mask_0
-    q_1 = symbols(1, scales_r_1)
+    q_1 = symbols(1, scales_r_1, means_0 * mask_1 + means_1 * mask_0, quant_step)
     y_hat_0 = y_hat_0_0 + (q_1 + means_0) * mask_1
     y_hat_1 = y_hat_1_1 + (q_1 + means_1) * mask_0
     y_hat = torch.cat((y_hat_0, y_hat_1), dim=1) * quant_step
     return y_hat, [scales_r_0, scales_r_1]
+
+
+def checkerboard_residuals(y: torch.Tensor, means_r: torch.Tensor, quant_step: torch.Tensor,
+                           pass_index: int) -> torch.Tensor:
+    """The integer residuals an encoder codes in one pass of :func:`dual_prior_decode`.
+
+    Args:
+        y: latent [N, C, H, W] (already divided by the global quantisation step).
+        means_r: the pass's means [N, C/2, H, W] (as handed to the ``symbols`` callback).
+        quant_step: the bounded step [N, C, H, W] (as handed to the callback).
+        pass_index: 0 (channel half 0 on ``mask_0``, half 1 on ``mask_1``) or 1 (the other way).
+
+    Returns:
+        ``round(y / quant_step - means)`` on the pass's positions, merged to [N, C/2, H, W].
+    """
+    if pass_index not in (0, 1):
+        raise ValueError(f"pass_index must be 0 or 1, got {pass_index}")
+    mask_0, mask_1 = checkerboard_masks(y.size(2), y.size(3), y.device, y.dtype)
+    first, second = (mask_0, mask_1) if pass_index == 0 else (mask_1, mask_0)
+    y_0, y_1 = (y / quant_step).chunk(2, 1)
+    return torch.round(y_0 * first + y_1 * second - means_r)
 
 
 class EntropyBottleneck(nn.Module):

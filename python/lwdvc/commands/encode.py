@@ -1,0 +1,48 @@
+"""``lwdvc encode``: code a video to a ``.lwdv`` bitstream with a learnt codec."""
+from __future__ import annotations
+
+import argparse
+
+from lwdvc.commands.common import DEFAULT_MODEL, load_codec
+
+HELP = "encode a video (file, raw .yuv or PNG folder) to an .lwdv bitstream (entropy-coded latents)"
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("encode", help=HELP, description=HELP)
+    parser.add_argument("input", nargs="?", default=None,
+                        help="video file, raw .yuv or PNG folder (default: the held-out embedded clip)")
+    parser.add_argument("-o", "--output", required=True, help="the .lwdv file to write")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"pretrained:<name>, model .json or training checkpoint .pt (default: {DEFAULT_MODEL})")
+    parser.add_argument("--rate", type=int, default=0, help="rate-point index (default 0, the lowest rate)")
+    parser.add_argument("--gop", type=int, default=32, help="intra period (default 32)")
+    parser.add_argument("--frames", type=int, help="code at most this many frames (default: all)")
+    parser.add_argument("--max-side", type=int, help="downscale so the longest side is at most this")
+    parser.add_argument("--yuv-size", metavar="WxH", help="frame size of a raw .yuv file without WxH in its name")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    from lwdvc.bitstream.video import check_settings, encode_video
+    from lwdvc.commands.common import test_sequences
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    codec = load_codec(args.model)
+    check_settings(codec, args.rate, args.gop)
+    args.video = [args.input] if args.input else []
+    sequence = test_sequences(args, max_frames=args.frames)[0]
+    count = len(sequence) if args.frames is None else min(len(sequence), args.frames)
+    with tqdm(total=count, desc="encode", unit="frame", disable=args.no_progress, dynamic_ncols=True) as bar:
+        result = encode_video(codec, sequence, args.output, rate=args.rate, gop=args.gop, frames=args.frames,
+                              model=args.model, progress=bar.update)
+    height, width = sequence.original_size
+    print(f"wrote {result['path']}: {result['frames']} frames of {width}x{height}, {result['bytes']} bytes, "
+          f"{result['bpp']:.4f} bpp")
+    return 0
