@@ -36,6 +36,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--bd-reference", metavar="LABEL",
                         help="label of the BD reference: a model's label or a classical codec's (e.g. 'x264 medium'); "
                              "default: the first model")
+    parser.add_argument("--bitstream", action="store_true",
+                        help="rates of the learnt models from real .lwdv files (entropy-coded, then decoded and "
+                             "measured) instead of the estimated entropy (DCVC-HEM family)")
     parser.add_argument("--latency-repeats", type=int, default=10, help="timed decoder runs (0: skip timing)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads for coding (0: default)")
     parser.add_argument("--out", default="lwdvc-eval", help="report folder (default ./lwdvc-eval)")
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate_models(models, sequences, settings, rates=args.rates,
                              latency_repeats=args.latency_repeats, progress=not args.no_progress,
                              mac_sources=sources, classical=classical, anchor=args.bd_reference,
-                             all_intra=args.all_intra)
+                             all_intra=args.all_intra, bitstream=args.bitstream)
     report["inputs"] = dict(zip(labels, args.models))
     paths = write_report(report, args.out)
     print(markdown_report(report))

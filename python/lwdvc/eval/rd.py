@@ -8,13 +8,13 @@ from tqdm.auto import tqdm
 from lwdvc.bdrate import bd_psnr, bd_rate
 from lwdvc.data import PaddedSequence
 from lwdvc.errors import BadArgumentError
-from lwdvc.eval.sequence import GopSettings, code_sequence
+from lwdvc.eval.sequence import GopSettings, code_sequence, code_sequence_via_file
 
 __all__ = ["rd_curve", "bd_metrics", "curve_arrays"]
 
 
 def rd_curve(codec, sequences: Sequence[PaddedSequence], rates: Sequence[int], settings: GopSettings,
-             label: str = "codec", progress: bool = True) -> list[dict]:
+             label: str = "codec", progress: bool = True, bitstream: bool = False) -> list[dict]:
     """One RD point per rate index: averages over sequences plus each sequence's result.
 
     Args:
@@ -24,6 +24,7 @@ def rd_curve(codec, sequences: Sequence[PaddedSequence], rates: Sequence[int], s
         settings: GOP size and frames per sequence.
         label: name shown on the progress bar.
         progress: show a tqdm bar over coded frames.
+        bitstream: rates from real files (:func:`code_sequence_via_file`) instead of the estimate.
 
     Returns:
         ``[{"rate", "bpp", "psnr", "psnr_y", "ms_ssim", "sequences": [...]}, ...]``, the averages
@@ -37,7 +38,8 @@ def rd_curve(codec, sequences: Sequence[PaddedSequence], rates: Sequence[int], s
     points = []
     with tqdm(total=total, desc=f"eval {label}", unit="frame", disable=not progress, dynamic_ncols=True) as bar:
         for rate in rates:
-            results = [code_sequence(codec, seq, rate, settings, progress=bar.update) for seq in sequences]
+            code = code_sequence_via_file if bitstream else code_sequence
+            results = [code(codec, seq, rate, settings, progress=bar.update) for seq in sequences]
             point = {"rate": int(rate)}
             for key in ("bpp", "psnr", "psnr_y", "ms_ssim"):
                 point[key] = sum(r[key] for r in results) / len(results)

@@ -41,7 +41,8 @@ def evaluate_models(models: Mapping[str, object], sequences: Sequence[PaddedSequ
                     rates: Sequence[int] | None = None, anchor: str | None = None,
                     latency_repeats: int = 10, progress: bool = True,
                     mac_sources: Mapping[str, object] | None = None,
-                    classical: Sequence[ClassicalCodec] = (), all_intra: bool = False) -> dict:
+                    classical: Sequence[ClassicalCodec] = (), all_intra: bool = False,
+                    bitstream: bool = False) -> dict:
     """RD curve and P-frame decoder cost of every model; BD metrics of each against ``anchor``.
 
     Classical codecs (x264, x265) are coded on the same frames with the same GOP; their curves
@@ -64,6 +65,8 @@ def evaluate_models(models: Mapping[str, object], sequences: Sequence[PaddedSequ
         all_intra: also code every frame of each model as an I-frame (``report["all_intra"]``) and
             give the BD metrics of its normal GOP coding against that (``report["bd_all_intra"]``:
             a negative BD-rate is what P-frame coding saves).
+        bitstream: the learnt models' rates from real ``.lwdv`` files, measured on the frames
+            decoded from them (``lwdvc eval --bitstream``).
 
     Returns:
         A JSON-able report dict (see :func:`write_report`).
@@ -85,7 +88,8 @@ def evaluate_models(models: Mapping[str, object], sequences: Sequence[PaddedSequ
                            "sequences": [{"name": s.name, "height": s.original_size[0],
                                           "width": s.original_size[1], "frames": min(len(s), settings.frames)}
                                          for s in sequences],
-                           "rate_measure": "estimated entropy of the rounded latents (bits per original pixel)"},
+                           "rate_measure": "bytes of .lwdv files, decoded (bits per original pixel)" if bitstream
+                           else "estimated entropy of the rounded latents (bits per original pixel)"},
               "machine": machine_info(), "anchor": anchor, "models": {}, "bd": {},
               "classical": {}, "bd_classical": {}, "all_intra": {}, "bd_all_intra": {}}
     for codec in classical:
@@ -93,7 +97,8 @@ def evaluate_models(models: Mapping[str, object], sequences: Sequence[PaddedSequ
                                             "rd": classical_curve(codec, sequences, settings, progress=progress)}
     for label, codec in models.items():
         model_rates = list(rates) if rates is not None else list(range(codec.num_rates))
-        entry = {"rd": rd_curve(codec, sequences, model_rates, settings, label=label, progress=progress)}
+        entry = {"rd": rd_curve(codec, sequences, model_rates, settings, label=label, progress=progress,
+                                bitstream=bitstream)}
         source = (mac_sources or {}).get(label)
         entry["decoder"] = decoder_cost(codec.inter, int(height), int(width), repeats=max(1, latency_repeats),
                                         macs_of=None if source is None else source.inter)
@@ -103,7 +108,7 @@ def evaluate_models(models: Mapping[str, object], sequences: Sequence[PaddedSequ
         if all_intra:
             intra_settings = GopSettings(gop=1, frames=settings.frames)
             intra = rd_curve(codec, sequences, model_rates, intra_settings, label=f"{label} all-intra",
-                             progress=progress)
+                             progress=progress, bitstream=bitstream)
             report["all_intra"][label] = {"rd": intra}
             report["bd_all_intra"][label] = bd_metrics(intra, entry["rd"])
     anchor_entry = report["models"].get(anchor) or report["classical"][anchor]
