@@ -10,7 +10,7 @@ from torch import nn
 
 from lwdvc_kernels.compaction import function_rules
 from lwdvc_kernels.compaction.groups import ChannelAnalysis, build_analysis
-from lwdvc_kernels.compaction.module_rules import MODULE_RULES
+from lwdvc_kernels.compaction.module_rules import module_rules_with
 from lwdvc_kernels.compaction.slicing import slice_pruned, unit_importance, zero_pruned
 from lwdvc_kernels.compaction.trace import Tracer, module_modes, restore_modes
 from lwdvc_kernels.compaction.verify import compare_outputs
@@ -19,13 +19,15 @@ from lwdvc_kernels.masking import detach_masks, has_masks, masks_of
 __all__ = ["channel_groups", "compact", "round_masks", "rounded_count", "set_memory_format"]
 
 
-def channel_groups(module: nn.Module, example_inputs: Any) -> ChannelAnalysis:
+def channel_groups(module: nn.Module, example_inputs: Any, handlers=None) -> ChannelAnalysis:
     """Find the channel groups of ``module`` by running it once on ``example_inputs``.
 
     Args:
         module: any module (masks attached through :mod:`lwdvc_kernels.masking` are fine).
         example_inputs: one tensor, a tuple of positional inputs, or a dict of keyword inputs.
             Small spatial sizes suffice; MACs in the result refer to these inputs.
+        handlers: ``{module type: ModuleHandler}`` for layers the engine does not know, for this
+            call only (on top of the registered ones; see docs/ADDING_A_LAYER.md).
 
     The module runs once in eval mode without gradients; its train/eval flags and buffers
     (BatchNorm statistics, counters) are left as they were.
@@ -39,9 +41,12 @@ def channel_groups(module: nn.Module, example_inputs: Any) -> ChannelAnalysis:
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"channel_groups expects an nn.Module, got {type(module).__name__}")
-    tracer = Tracer(module, MODULE_RULES, function_rules)
+    rules = module_rules_with(handlers)
+    tracer = Tracer(module, rules, function_rules)
     tracer.run(example_inputs)
-    return build_analysis(tracer.g)
+    analysis = build_analysis(tracer.g)
+    analysis.handlers = rules
+    return analysis
 
 
 def rounded_count(kept: int, size: int, round_to: int) -> int:
@@ -129,6 +134,7 @@ def compact(
     rtol: float = 1e-5,
     return_masks: bool = False,
     memory_format: torch.memory_format = torch.channels_last,
+    handlers=None,
 ) -> nn.Module | tuple[nn.Module, dict[str, torch.Tensor]]:
     """Return a physically smaller copy of ``model`` without its pruned channels.
 
@@ -151,6 +157,8 @@ def compact(
             whatever the layout of the input, which handles the irregular channel counts of a
             pruned model far better than NCHW on CPU (see docs/results/compact.md); outputs
             then come back channels-last (same values). ``torch.contiguous_format`` keeps NCHW.
+        handlers: ``{module type: ModuleHandler}`` for layers the engine does not know, for this
+            call only (as in :func:`channel_groups`; their ``finalize`` repairs the sliced layers).
 
     The trace and the verification run in eval mode on private copies: ``model`` is not
     changed, and the returned module's buffers (sliced) and train/eval flags are ``model``'s.
@@ -165,7 +173,7 @@ def compact(
     work = copy.deepcopy(model)
     attached = masks_of(work) if has_masks(work) else {}
     detach_masks(work, apply=False)
-    analysis = channel_groups(work, example_inputs)
+    analysis = channel_groups(work, example_inputs, handlers=handlers)
     requested = {**attached, **(masks or {})}
     unprunable = [n for n in requested if n in {g.name for g in analysis.groups} and not analysis[n].prunable]
     for name in unprunable:

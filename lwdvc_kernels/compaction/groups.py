@@ -79,6 +79,7 @@ class ChannelAnalysis:
     Attributes:
         groups: list of :class:`ChannelGroup` in execution order of their first producer.
         dense_macs: MACs of the unpruned module on the example inputs (equals ``count_macs``).
+        handlers: the layer handlers of the trace (slicing finalises layers with the same ones).
     """
 
     def __init__(self, groups: list[ChannelGroup], terms: list[tuple[int, list[_Factor], int]]) -> None:
@@ -87,6 +88,8 @@ class ChannelAnalysis:
         self._index = {g.name: i for i, g in enumerate(groups)}
         self._terms = terms
         self.dense_macs = self.macs({})
+        #: the ``{module type: handler}`` the trace used (registered plus per-call ones)
+        self.handlers: dict | None = None
 
     def __getitem__(self, name: str) -> ChannelGroup:
         return self._by_name[name]

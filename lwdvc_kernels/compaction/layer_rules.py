@@ -36,8 +36,9 @@ def param_ref(tr, t: torch.Tensor | None, role: str) -> tuple[str, str] | None:
     if v is None or v.param is None:
         raise UnsupportedOpError(
             f"{tr.g.node}: the {role} of this op is computed in forward, not a parameter of the "
-            f"model (inside module {tr.where()!r}); register a module handler for that module "
-            "with lwdvc_kernels.compaction.register_module_handler"
+            f"model (inside module {tr.where()!r}); describe that module with a handler: "
+            "channel_groups/compact(..., handlers={ItsType: handler}) or "
+            "lwdvc_kernels.compaction.register_module_handler (docs/ADDING_A_LAYER.md)"
         )
     return split_param(v.param)
 

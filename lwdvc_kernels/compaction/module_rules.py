@@ -5,7 +5,9 @@ of its tensors are producers/consumers/passive, its MACs) and repairs the layer'
 after its tensors were sliced (``finalize``: ``in_channels``, ``num_features``...). A module is a
 leaf when its type (or a base class whose ``forward`` it does not override) is registered;
 other modules are traced through. Register your own layers with
-:func:`register_module_handler`.
+:func:`register_module_handler`, or hand them to one call (``channel_groups(model, inputs,
+handlers={MyLayer: MyHandler()})``, the same for ``compact``); docs/ADDING_A_LAYER.md has a
+worked example.
 
 Zero handling of norms: an affine norm is a *producer* of its channels (weight and bias are
 masked), so its output is exactly zero for a pruned channel whatever the running statistics are
@@ -25,7 +27,7 @@ from lwdvc_kernels.compaction import shape_rules as sr
 from lwdvc_kernels.compaction.graph import Val
 from lwdvc_kernels.compaction.trace import iter_tensors
 
-__all__ = ["ModuleHandler", "MODULE_RULES", "register_module_handler", "finalize_module"]
+__all__ = ["ModuleHandler", "MODULE_RULES", "register_module_handler", "finalize_module", "module_rules_with"]
 
 Kept = dict[tuple[str, int], torch.Tensor]
 
@@ -43,20 +45,40 @@ class ModuleHandler:
 MODULE_RULES: dict[type, ModuleHandler] = {}
 
 
-def register_module_handler(module_type: type, handler: ModuleHandler) -> None:
-    """Make ``module_type`` a leaf of the channel analysis described by ``handler``."""
+def _check_handler(module_type, handler, where: str) -> None:
     if not (isinstance(module_type, type) and issubclass(module_type, nn.Module)):
-        raise TypeError(f"register_module_handler: {module_type!r} is not an nn.Module subclass")
+        raise TypeError(f"{where}: {module_type!r} is not an nn.Module subclass")
     if not isinstance(handler, ModuleHandler):
-        raise TypeError(f"register_module_handler: {handler!r} is not a ModuleHandler")
+        raise TypeError(f"{where}: the handler of {module_type.__name__} is {handler!r}, not a ModuleHandler")
+
+
+def register_module_handler(module_type: type, handler: ModuleHandler) -> None:
+    """Make ``module_type`` a leaf of the channel analysis described by ``handler`` (for every
+    later call; pass ``handlers=`` to ``channel_groups`` / ``compact`` for one call only)."""
+    _check_handler(module_type, handler, "register_module_handler")
     MODULE_RULES[module_type] = handler
 
 
-def finalize_module(module: nn.Module, kept: Kept) -> None:
-    """Run the registered ``finalize`` of ``module``'s type (first match along its MRO)."""
+def module_rules_with(handlers=None) -> dict[type, ModuleHandler]:
+    """The registered handlers updated by a call's own ``{module type: handler}`` (checked)."""
+    rules = dict(MODULE_RULES)
+    if handlers is None:
+        return rules
+    if not hasattr(handlers, "items"):
+        raise TypeError(f"handlers must be a dict {{module type: ModuleHandler}}, got {type(handlers).__name__}")
+    for module_type, handler in handlers.items():
+        _check_handler(module_type, handler, "handlers")
+        rules[module_type] = handler
+    return rules
+
+
+def finalize_module(module: nn.Module, kept: Kept, rules: dict[type, ModuleHandler] | None = None) -> None:
+    """Run the ``finalize`` of ``module``'s type (first match along its MRO) in ``rules``
+    (default: the registered handlers)."""
+    rules = MODULE_RULES if rules is None else rules
     for cls in type(module).__mro__:
-        if cls in MODULE_RULES:
-            MODULE_RULES[cls].finalize(module, kept)
+        if cls in rules:
+            rules[cls].finalize(module, kept)
             return
 
 

@@ -69,7 +69,7 @@ def slice_pruned(model: nn.Module, analysis: ChannelAnalysis, masks: dict[str, t
             kept_by_owner.setdefault(module, {})[(tensor, dim)] = index
         set_tensor(model, module, tensor, new)
     for module, kept in kept_by_owner.items():
-        finalize_module(model.get_submodule(module) if module else model, kept)
+        finalize_module(model.get_submodule(module) if module else model, kept, analysis.handlers)
 
 
 def _norm_sq_per_position(t: torch.Tensor, dim: int) -> torch.Tensor:

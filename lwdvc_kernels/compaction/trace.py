@@ -274,6 +274,7 @@ class Tracer(TorchFunctionMode):
         if rule is None:
             raise UnsupportedOpError(
                 f"channel analysis has no rule for op {name!r} ({func!r}) at node "
-                f"{self.g.node!r} in module {where!r}; it reads channel-carrying tensors"
+                f"{self.g.node!r} in module {where!r}; it reads channel-carrying tensors (describe the "
+                "module with a handler: handlers={ItsType: handler}, docs/ADDING_A_LAYER.md)"
             )
         rule(self, func, args, kwargs, out)
