@@ -16,8 +16,7 @@ import pytest
 import torch
 
 from benchmarks.interleaved import interleaved_medians
-from lwdvc.bitstream import symbols
-from lwdvc.bitstream import video
+from lwdvc.bitstream import symbols, video
 from lwdvc.bitstream.video import decode_video, encode_video
 from lwdvc.data import PaddedSequence
 from lwdvc.data.transforms import resize_frames

@@ -8,9 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lwdvc_kernels import channel_groups, compact, count_macs
-from lwdvc_kernels.compaction import ModuleHandler, UnsupportedOpError
+from lwdvc_kernels.compaction import ModuleHandler, UnsupportedOpError, layer_rules
 from lwdvc_kernels.compaction.module_rules import MODULE_RULES
-from lwdvc_kernels.compaction import layer_rules
 
 
 class ChannelMix(nn.Module):
