@@ -49,7 +49,7 @@ def test_factorized_round_trip_with_a_learnt_table():
         for layer in (estimator.f1, estimator.f2, estimator.f3, estimator.f4):
             layer.h.normal_(0, 1)
             layer.b.normal_(0, 1)
-    from lwdvc.bitstream.hem_frames import factorized_table
+    from lwdvc.bitstream.priors import factorized_table
 
     table = factorized_table(estimator, radius=15)
     assert table.probabilities.shape == (6, 31) and np.isfinite(table.probabilities).all()
@@ -63,7 +63,7 @@ def test_factorized_round_trip_with_a_learnt_table():
 def test_factorized_table_matches_the_rate_estimate_inside_the_radius():
     torch.manual_seed(1)
     estimator = BitEstimator(3)
-    from lwdvc.bitstream.hem_frames import factorized_table
+    from lwdvc.bitstream.priors import factorized_table
     from lwdvc.models.entropy import factorized_likelihood
 
     table = factorized_table(estimator, radius=8)

@@ -14,21 +14,13 @@ same reference frames and compute the same probability models.
 """
 from __future__ import annotations
 
-import copy
-
 import torch
 
-from lwdvc.bitstream.symbols import FactorizedTable, SymbolReader, SymbolWriter
-from lwdvc.models.entropy import BitEstimator, checkerboard_residuals
+from lwdvc.bitstream.priors import factorized_table
+from lwdvc.bitstream.symbols import SymbolReader, SymbolWriter
+from lwdvc.models.entropy import checkerboard_residuals
 
-__all__ = ["HemFrameCoder", "factorized_table"]
-
-
-def factorized_table(estimator: BitEstimator, radius: int = 63) -> FactorizedTable:
-    """Per-channel tables of a factorized CDF at the integers, computed in float64."""
-    exact = copy.deepcopy(estimator).double()
-    return FactorizedTable.from_likelihood(lambda v: exact(v + 0.5) - exact(v - 0.5),
-                                           estimator.channels, radius)
+__all__ = ["HemFrameCoder"]
 
 
 def _encoding_source(writer: SymbolWriter, latent: torch.Tensor, model: str):

@@ -16,12 +16,13 @@ from typing import Any
 import torch
 
 from lwdvc.bitstream.container import BitstreamWriter, read_bitstream
+from lwdvc.bitstream.dcvc_frames import DcvcFrameCoder
 from lwdvc.bitstream.hem_frames import HemFrameCoder
 from lwdvc.bitstream.symbols import BitstreamError
 from lwdvc.errors import BadArgumentError
 from lwdvc.models.frames import padding_for
 
-__all__ = ["FORMAT_NAME", "check_model", "check_settings", "decode_video", "deterministic_kernels", "encode_video",
+__all__ = ["FORMAT_NAME", "FRAME_CODERS", "check_model", "check_settings", "decode_video", "deterministic_kernels", "encode_video",
            "frame_coder", "model_fingerprint"]
 
 FORMAT_NAME = "lwdvc-video"
@@ -56,16 +57,20 @@ def model_fingerprint(codec: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def frame_coder(codec) -> HemFrameCoder:
-    """The entropy coder of ``codec``'s frames.
+#: The frame coder of each codec family that has one.
+FRAME_CODERS = {"dcvc_hem": HemFrameCoder, "dcvc_hem_skip": HemFrameCoder, "dcvc": DcvcFrameCoder}
+
+
+def frame_coder(codec):
+    """The entropy coder of ``codec``'s frames (:data:`FRAME_CODERS`).
 
     Raises:
         BadArgumentError: a family without a bitstream coder (names it).
     """
     family = getattr(codec, "family", type(codec).__name__)
-    if family in ("dcvc_hem", "dcvc_hem_skip"):
-        return HemFrameCoder(codec)
-    raise BadArgumentError(f"bitstreams are written for the DCVC-HEM family (dcvc_hem, dcvc_hem_skip); "
+    if family in FRAME_CODERS:
+        return FRAME_CODERS[family](codec)
+    raise BadArgumentError(f"bitstreams are written for the families {', '.join(FRAME_CODERS)}; "
                            f"the {family} family has no entropy coder yet")
 
 

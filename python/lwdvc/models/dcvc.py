@@ -159,10 +159,15 @@ class DCVC(nn.Module):
         return [(self.channel_N, height, width)]
 
     # ----------------------------------------------------------------- decoding
-    def _decode_autoregressive(self, symbols: torch.Tensor, params: torch.Tensor,
+    def _decode_autoregressive(self, symbols, params: torch.Tensor,
                                context_conv: MaskedConv2d, entropy_parameters: nn.Module
                                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Autoregressive decoding: ``y_hat[h, w] = symbols[h, w] + mean[h, w]``.
+
+        ``symbols`` is the integer residuals [1, C, H, W], or a callback
+        ``symbols(positions [n], means [n, C], scales [n, C]) -> [n, C]`` asked once per
+        wavefront for the residuals at those positions (raster indices ``h * W + w``) - an
+        entropy decoder reading them, or an encoder forming and writing them.
 
         The mean and scale at (h, w) come from ``entropy_parameters(cat(params, ctx))`` where the
         context is the masked 5x5 conv over the already decoded latents. The masked kernel reads
@@ -175,13 +180,20 @@ class DCVC(nn.Module):
             (y_hat [1, C, H, W], scales [1, C, H, W]).
         """
         pad = (_AR_KERNEL - 1) // 2
-        _, channels, height, width = symbols.shape
+        channels = context_conv.weight.shape[1]
+        _, _, height, width = params.shape
         padded_width = width + 2 * pad
         # Latents as rows (one row of channels per position, zero-padded border): a wavefront
         # gathers and writes whole rows (index_select / index_copy_) instead of strided columns.
-        y_rows = symbols.new_zeros((height + 2 * pad) * padded_width, channels)
-        scale_rows = symbols.new_zeros(height * width, channels)
-        symbol_rows = symbols[0].permute(1, 2, 0).reshape(height * width, channels)
+        y_rows = params.new_zeros((height + 2 * pad) * padded_width, channels)
+        scale_rows = params.new_zeros(height * width, channels)
+        if callable(symbols):
+            take = symbols
+        else:
+            symbol_rows = symbols[0].permute(1, 2, 0).reshape(height * width, channels).to(params.dtype)
+
+            def take(positions, means, scales):
+                return symbol_rows.index_select(0, positions)
         param_rows = params[0].permute(1, 2, 0).reshape(height * width, -1)
         weight = context_conv.masked_weight()
         # Only the taps the mask keeps (12 of 25) read anything: the context of a wavefront is one
@@ -199,25 +211,26 @@ class DCVC(nn.Module):
                 torch.addmm(context_conv.bias, patches, tap_weight)  # [n, 2C]
             local = param_rows.index_select(0, positions)  # [n, P]
             means, scale = entropy_parameters(torch.cat((local, ctx), 1)[:, :, None, None]).chunk(2, 1)
+            means, scale = means[:, :, 0, 0], scale[:, :, 0, 0]
             y_rows.index_copy_(0, corners + pad * padded_width + pad,
-                               (symbol_rows.index_select(0, positions) + means[:, :, 0, 0]).to(y_rows.dtype))
-            scale_rows.index_copy_(0, positions, scale[:, :, 0, 0].to(scale_rows.dtype))
+                               (take(positions, means, scale) + means).to(y_rows.dtype))
+            scale_rows.index_copy_(0, positions, scale.to(scale_rows.dtype))
         y_hat = y_rows.view(height + 2 * pad, padded_width, channels).permute(2, 0, 1)[None]
         scales = scale_rows.view(height, width, channels).permute(2, 0, 1)[None].contiguous()
         return y_hat[:, :, pad:-pad, pad:-pad].contiguous(), scales
 
     @torch.no_grad()
     def decode(self, ref_frame: torch.Tensor, mv_z_hat: torch.Tensor, z_hat: torch.Tensor,
-               mv_y_symbols: torch.Tensor, y_symbols: torch.Tensor,
-               output_size: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
+               mv_y_symbols, y_symbols, output_size: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
         """Decode one P-frame from its quantised latents (the network part of ``decompress``).
 
         Args:
             ref_frame: reference [1, 3, H, W], H and W multiples of 64 (pad with ``pad_frame``).
             mv_z_hat: motion hyper latent [1, N, H/64, W/64].
             z_hat: contextual hyper latent [1, N, H/64, W/64].
-            mv_y_symbols: integer motion residuals [1, mv, H/16, W/16] (latent minus mean).
-            y_symbols: integer contextual residuals [1, M, H/16, W/16].
+            mv_y_symbols: integer motion residuals [1, mv, H/16, W/16] (latent minus mean), or a
+                per-wavefront callback (see ``_decode_autoregressive``; e.g. an entropy decoder).
+            y_symbols: integer contextual residuals [1, M, H/16, W/16], or a callback.
             output_size: (height, width) to crop the reconstruction to (default: no crop).
 
         Returns:
@@ -227,14 +240,27 @@ class DCVC(nn.Module):
             ``y_scales_hat``.
         """
         height, width = check_padded_frame(ref_frame, "ref_frame")
+        z_size, y_size = (height // 64, width // 64), (height // 16, width // 16)
+        check_latent(z_hat, "z_hat", self.channel_N, z_size)
+        if not callable(y_symbols):
+            check_latent(y_symbols, "y_symbols", self.channel_M, y_size)
+        motion = self.decode_motion(ref_frame, mv_z_hat, mv_y_symbols)
+        return self.decode_residual(ref_frame, motion, z_hat, y_symbols, output_size)
+
+    @torch.no_grad()
+    def decode_motion(self, ref_frame: torch.Tensor, mv_z_hat: torch.Tensor, mv_y_symbols) -> dict[str, torch.Tensor]:
+        """First half of :meth:`decode`: the decoded motion and the motion-compensated context.
+
+        Returns:
+            dict with ``mv_y_hat``, ``mv_scales_hat``, ``mv_hat``, ``mv_hat_refined``, ``context``.
+        """
+        height, width = check_padded_frame(ref_frame, "ref_frame")
         if ref_frame.shape[0] != 1:
             raise ValueError(f"decode works on batch 1, got ref_frame {tuple(ref_frame.shape)}")
         z_size, y_size = (height // 64, width // 64), (height // 16, width // 16)
         check_latent(mv_z_hat, "mv_z_hat", self.channel_N, z_size)
-        check_latent(z_hat, "z_hat", self.channel_N, z_size)
-        check_latent(mv_y_symbols, "mv_y_symbols", self.channel_mv, y_size)
-        check_latent(y_symbols, "y_symbols", self.channel_M, y_size)
-
+        if not callable(mv_y_symbols):
+            check_latent(mv_y_symbols, "mv_y_symbols", self.channel_mv, y_size)
         out: dict[str, torch.Tensor] = {}
         params_mv = self.mvpriorDecoder(mv_z_hat)
         out["mv_y_hat"], out["mv_scales_hat"] = self._decode_autoregressive(
@@ -242,6 +268,14 @@ class DCVC(nn.Module):
         out["mv_hat"] = self.mvDecoder_part1(out["mv_y_hat"])
         out["mv_hat_refined"] = self.mv_refine(ref_frame, out["mv_hat"])
         out["context"] = self.motioncompensation(ref_frame, out["mv_hat_refined"])
+        return out
+
+    @torch.no_grad()
+    def decode_residual(self, ref_frame: torch.Tensor, motion: dict, z_hat: torch.Tensor, y_symbols,
+                        output_size: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
+        """Second half of :meth:`decode`: the frame from the contextual latent, given ``motion``
+        (what :meth:`decode_motion` returned); returns :meth:`decode`'s dict."""
+        out = dict(motion)
         out["temporal_prior_params"] = self.temporalPriorEncoder(out["context"])
         out["prior_params"] = self.priorDecoder(z_hat)
         params = torch.cat((out["temporal_prior_params"], out["prior_params"]), 1)
@@ -254,6 +288,21 @@ class DCVC(nn.Module):
         out["recon_image_preclamp"] = recon
         out["recon_image"] = recon.clamp(0, 1)
         return out
+
+    # ----------------------------------------------------------------- encoder-side analysis
+    @torch.no_grad()
+    def analyse_motion(self, ref_frame: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Motion latent [N, mv, H/16, W/16] and its hyper latent of padded ``x`` against
+        ``ref_frame`` (what an encoder codes)."""
+        mv_y = self.mvEncoder(self.opticFlow(x, ref_frame))
+        return mv_y, self.mvpriorEncoder(mv_y)
+
+    @torch.no_grad()
+    def analyse_residual(self, x: torch.Tensor, motion: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Contextual latent [N, M, H/16, W/16] and its hyper latent of padded ``x``, given the
+        decoded ``motion`` of :meth:`decode_motion`."""
+        y = self.contextualEncoder(torch.cat((x, motion["context"]), 1))
+        return y, self.priorEncoder(y)
 
     # ----------------------------------------------------------------- training forward
     def forward(self, ref_frame: torch.Tensor, frame: torch.Tensor,
