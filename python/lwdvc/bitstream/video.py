@@ -22,8 +22,8 @@ from lwdvc.bitstream.symbols import BitstreamError
 from lwdvc.errors import BadArgumentError
 from lwdvc.models.frames import padding_for
 
-__all__ = ["FORMAT_NAME", "FRAME_CODERS", "check_model", "check_settings", "decode_video", "deterministic_kernels", "encode_video",
-           "frame_coder", "model_fingerprint"]
+__all__ = ["FORMAT_NAME", "FRAME_CODERS", "check_model", "check_settings", "decode_video", "deterministic_kernels",
+           "encode_video", "frame_coder", "model_fingerprint"]
 
 FORMAT_NAME = "lwdvc-video"
 
