@@ -95,8 +95,11 @@ def test_settings_are_checked_before_coding(tmp_path, codec):
         encode_video(codec, sequence, tmp_path / "v.lwdv", rate=4, gop=4)
     with pytest.raises(BadArgumentError, match="--gop"):
         encode_video(codec, sequence, tmp_path / "v.lwdv", rate=0, gop=0)
-    with pytest.raises(BadArgumentError, match="no entropy coder"):
-        encode_video(VideoCodec("fvc", width=0.25), sequence, tmp_path / "v.lwdv", rate=0, gop=4)
+    class Other(torch.nn.Module):
+        family, num_rates, training = "other", 1, False
+
+    with pytest.raises(BadArgumentError, match="the other family has no entropy coder"):
+        encode_video(Other(), sequence, tmp_path / "v.lwdv", rate=0, gop=4)
     assert not (tmp_path / "v.lwdv").exists()
 
 
@@ -138,23 +141,27 @@ def test_eval_with_bitstreams_measures_the_decoded_frames(codec):
     assert real["bpp"] > 0.9 * estimate["bpp"]
 
 
-def test_dcvc_files_decode_bit_exactly_along_the_autoregressive_wavefronts(tmp_path):
+@pytest.mark.parametrize("family", ["dcvc", "fvc"])
+def test_fixed_rate_families_decode_bit_exactly(tmp_path, family):
+    """DCVC (P-frames along the autoregressive wavefronts) and FVC (deformable alignment)."""
     torch.manual_seed(3)
-    dcvc = VideoCodec("dcvc", width=0.25).eval()
+    codec = VideoCodec(family, width=0.25).eval()
     sequence = PaddedSequence(_Frames(count=3, height=40, width=72, seed=4))
     path = tmp_path / "d.lwdv"
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        result = encode_video(dcvc, sequence, path, rate=0, gop=4, model="random dcvc")
+        result = encode_video(codec, sequence, path, rate=0, gop=4, model=f"random {family}")
         torch.set_num_threads(1)
-        _, frames = _decode_all(path, dcvc)
+        _, frames = _decode_all(path, codec)
     finally:
         torch.set_num_threads(threads)
     assert result["per_frame"]["type"] == ["I", "P", "P"]
     assert all(torch.equal(a, b) for a, b in zip(result["recon"], frames))
-    estimate = code_sequence(dcvc, sequence, 0, GopSettings(gop=4, frames=3))
+    estimate = code_sequence(codec, sequence, 0, GopSettings(gop=4, frames=3))
     from lwdvc.metrics import psnr
 
     for index, recon in enumerate(result["recon"]):
         assert abs(float(psnr(recon, sequence.original(index))) - estimate["per_frame"]["psnr"][index]) < 0.5
+    with pytest.raises(BadArgumentError, match="--rate 1"):
+        encode_video(codec, sequence, path, rate=1, gop=4)

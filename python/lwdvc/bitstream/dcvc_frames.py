@@ -18,7 +18,7 @@ import torch
 from lwdvc.bitstream.priors import bottleneck_table, factorized_table
 from lwdvc.bitstream.symbols import SymbolReader, SymbolWriter
 
-__all__ = ["DcvcFrameCoder"]
+__all__ = ["DcvcFrameCoder", "HyperpriorIntraFrames"]
 
 
 def _wavefront_encoder(writer: SymbolWriter, latent: torch.Tensor):
@@ -37,24 +37,23 @@ def _wavefront_decoder(reader: SymbolReader):
     return lambda positions, means, scales: reader.laplace(scales).to(scales.device)
 
 
-class DcvcFrameCoder:
-    """Codes frames of a ``dcvc`` :class:`~lwdvc.models.video_codec.VideoCodec` (one rate point).
+class HyperpriorIntraFrames:
+    """I-frames of a fixed-rate family whose I-frame codec is the scale hyperprior (DCVC, FVC):
+    ``round(z - median)`` with the bottleneck's tables, then ``round(y)`` under zero-mean
+    Gaussians with the hyper synthesis's scales. Subclasses add the P-frames."""
 
-    Frames are padded [1, 3, H, W] (multiples of 64); the state is ``{"ref_frame": ...}``.
-    """
+    family = ""
 
     def __init__(self, codec) -> None:
-        if getattr(codec, "family", None) != "dcvc":
-            raise ValueError(f"DcvcFrameCoder codes the dcvc family, not {getattr(codec, 'family', codec)!r}")
+        if getattr(codec, "family", None) != self.family:
+            raise ValueError(f"{type(self).__name__} codes the {self.family} family, "
+                             f"not {getattr(codec, 'family', codec)!r}")
         self.codec = codec
         self.intra_table = bottleneck_table(codec.intra.entropy_bottleneck)
-        self.mv_z_table = factorized_table(codec.inter.bitEstimator_z_mv)
-        self.z_table = factorized_table(codec.inter.bitEstimator_z)
 
-    @staticmethod
-    def _check_rate(rate: int) -> None:
+    def _check_rate(self, rate: int) -> None:
         if rate != 0:
-            raise ValueError(f"rate point {rate} out of range: the dcvc codec has one (0)")
+            raise ValueError(f"rate point {rate} out of range: the {self.family} codec has one (0)")
 
     @torch.no_grad()
     def encode_intra(self, frame: torch.Tensor, rate: int) -> tuple[bytes, torch.Tensor, dict]:
@@ -81,6 +80,19 @@ class DcvcFrameCoder:
         y_symbols = reader.gaussian(intra.h_s(z_hat))
         recon = intra.decode(z_hat, y_symbols)["x_hat"]
         return recon, {"ref_frame": recon}
+
+class DcvcFrameCoder(HyperpriorIntraFrames):
+    """Codes frames of a ``dcvc`` :class:`~lwdvc.models.video_codec.VideoCodec` (one rate point).
+
+    Frames are padded [1, 3, H, W] (multiples of 64); the state is ``{"ref_frame": ...}``.
+    """
+
+    family = "dcvc"
+
+    def __init__(self, codec) -> None:
+        super().__init__(codec)
+        self.mv_z_table = factorized_table(codec.inter.bitEstimator_z_mv)
+        self.z_table = factorized_table(codec.inter.bitEstimator_z)
 
     @torch.no_grad()
     def encode_inter(self, frame: torch.Tensor, state: dict, rate: int) -> tuple[bytes, torch.Tensor, dict]:

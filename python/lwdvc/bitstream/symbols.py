@@ -60,13 +60,29 @@ def _as_int_array(symbols: torch.Tensor, name: str) -> np.ndarray:
     return symbols.detach().cpu().reshape(-1).to(torch.int64).numpy()
 
 
-def _as_scales(scales: torch.Tensor, kind: str) -> np.ndarray:
+def _as_scales(scales: torch.Tensor, kind: str, min_scale: float | None = None) -> np.ndarray:
     if not isinstance(scales, torch.Tensor) or not scales.is_floating_point():
         raise TypeError(f"scales must be a floating-point tensor, got {type(scales).__name__}")
     values = scales.detach().cpu().reshape(-1).to(torch.float64)
     if values.numel() and not torch.isfinite(values).all():
         raise ValueError("scales hold NaN or infinity")
-    return np.ascontiguousarray(values.clamp_min(MIN_SCALE[kind]).numpy())
+    bound = MIN_SCALE[kind] if min_scale is None else float(min_scale)
+    if not bound > 0:
+        raise ValueError(f"min_scale must be > 0, got {min_scale}")
+    return np.ascontiguousarray(values.clamp_min(bound).numpy())
+
+
+def _as_means(means: torch.Tensor | None, scale_values: np.ndarray) -> np.ndarray:
+    if means is None:
+        return np.zeros_like(scale_values)
+    if not isinstance(means, torch.Tensor) or not means.is_floating_point():
+        raise TypeError(f"means must be a floating-point tensor, got {type(means).__name__}")
+    values = means.detach().cpu().reshape(-1).to(torch.float64)
+    if values.numel() != scale_values.size:
+        raise ValueError(f"means ({values.numel()}) and scales ({scale_values.size}) differ in size")
+    if values.numel() and not torch.isfinite(values).all():
+        raise ValueError("means hold NaN or infinity")
+    return np.ascontiguousarray(values.numpy())
 
 
 def _continuous_model(c, kind: str):
@@ -135,20 +151,23 @@ class SymbolWriter:
         """Code integer ``symbols`` under Laplace(0, scales) (any equal shapes)."""
         self._continuous("laplace", symbols, scales)
 
-    def gaussian(self, symbols: torch.Tensor, scales: torch.Tensor) -> None:
-        """Code integer ``symbols`` under N(0, scales) (any equal shapes)."""
-        self._continuous("gaussian", symbols, scales)
+    def gaussian(self, symbols: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None = None,
+                 min_scale: float | None = None) -> None:
+        """Code integer ``symbols`` under N(means, scales) (means 0 when None; any equal shapes;
+        scales bounded below by ``min_scale``, default 0.11)."""
+        self._continuous("gaussian", symbols, scales, means, min_scale)
 
-    def _continuous(self, kind: str, symbols: torch.Tensor, scales: torch.Tensor) -> None:
+    def _continuous(self, kind: str, symbols: torch.Tensor, scales: torch.Tensor,
+                    means: torch.Tensor | None = None, min_scale: float | None = None) -> None:
         values = _as_int_array(symbols, "symbols")
-        scale_values = _as_scales(scales, kind)
+        scale_values = _as_scales(scales, kind, min_scale)
+        mean_values = _as_means(means, scale_values)
         if values.size != scale_values.size:
             raise ValueError(f"symbols ({values.size}) and scales ({scale_values.size}) differ in size")
         if not values.size:
             return
         clipped, excess = _split_escapes(values, CONTINUOUS_RADIUS)
-        self._coder.encode(clipped.astype(np.int32), _continuous_model(self._c, kind),
-                           np.zeros_like(scale_values), scale_values)
+        self._coder.encode(clipped.astype(np.int32), _continuous_model(self._c, kind), mean_values, scale_values)
         self._encode_excess(excess)
 
     def factorized(self, symbols: torch.Tensor, table: FactorizedTable) -> None:
@@ -203,15 +222,18 @@ class SymbolReader:
         """Symbols coded by :meth:`SymbolWriter.laplace` with these scales (same shape, float32)."""
         return self._continuous("laplace", scales)
 
-    def gaussian(self, scales: torch.Tensor) -> torch.Tensor:
-        """Symbols coded by :meth:`SymbolWriter.gaussian` with these scales (same shape, float32)."""
-        return self._continuous("gaussian", scales)
+    def gaussian(self, scales: torch.Tensor, means: torch.Tensor | None = None,
+                 min_scale: float | None = None) -> torch.Tensor:
+        """Symbols coded by :meth:`SymbolWriter.gaussian` with these parameters (float32)."""
+        return self._continuous("gaussian", scales, means, min_scale)
 
-    def _continuous(self, kind: str, scales: torch.Tensor) -> torch.Tensor:
-        scale_values = _as_scales(scales, kind)
+    def _continuous(self, kind: str, scales: torch.Tensor, means: torch.Tensor | None = None,
+                    min_scale: float | None = None) -> torch.Tensor:
+        scale_values = _as_scales(scales, kind, min_scale)
+        mean_values = _as_means(means, scale_values)
         if not scale_values.size:
             return torch.zeros(scales.shape)
-        values = self._decode(_continuous_model(self._c, kind), np.zeros_like(scale_values), scale_values)
+        values = self._decode(_continuous_model(self._c, kind), mean_values, scale_values)
         values = self._apply_excess(values, CONTINUOUS_RADIUS)
         return torch.from_numpy(values).to(torch.float32).reshape(scales.shape)
 

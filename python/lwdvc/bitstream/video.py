@@ -17,6 +17,7 @@ import torch
 
 from lwdvc.bitstream.container import BitstreamWriter, read_bitstream
 from lwdvc.bitstream.dcvc_frames import DcvcFrameCoder
+from lwdvc.bitstream.fvc_frames import FvcFrameCoder
 from lwdvc.bitstream.hem_frames import HemFrameCoder
 from lwdvc.bitstream.symbols import BitstreamError
 from lwdvc.errors import BadArgumentError
@@ -58,7 +59,8 @@ def model_fingerprint(codec: torch.nn.Module) -> str:
 
 
 #: The frame coder of each codec family that has one.
-FRAME_CODERS = {"dcvc_hem": HemFrameCoder, "dcvc_hem_skip": HemFrameCoder, "dcvc": DcvcFrameCoder}
+FRAME_CODERS = {"dcvc_hem": HemFrameCoder, "dcvc_hem_skip": HemFrameCoder, "dcvc": DcvcFrameCoder,
+                "fvc": FvcFrameCoder}
 
 
 def frame_coder(codec):

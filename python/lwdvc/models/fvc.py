@@ -197,14 +197,9 @@ class FVC(nn.Module):
             if latent is not None and latent.shape[0] != ref_frame.shape[0]:
                 raise ValueError(f"{name} has batch {latent.shape[0]}, ref_frame {ref_frame.shape[0]}")
         out: dict[str, torch.Tensor] = {}
-        for name, prior, coder, hyper in (
-                ("offset", q_offset_prior, self.EntropyCoding_offsetf, self.OffsetPriorDecoder),
-                ("residual", q_residual_prior, self.EntropyCoding_residualf, self.resPriorDecoder)):
-            if prior is None:
-                continue
-            check_latent(prior, f"q_{name}_prior", coder.channels, z_size)
-            out[f"{name}_musigma"] = coder.parameters_net(hyper(prior))
-            out[f"{name}_means"], out[f"{name}_scales"] = coder.split_params(out[f"{name}_musigma"])
+        for name, prior in (("offset", q_offset_prior), ("residual", q_residual_prior)):
+            if prior is not None:
+                out.update(self.entropy_parameters(name, prior, z_size))
         out["ref_feature"] = self.Encoder(ref_frame)
         out["aligned_feature"] = self.aligner.motion_compensation(out["ref_feature"], q_offset)
         out["recon_feature"] = out["aligned_feature"] + self.resDecoder(q_residual)
@@ -218,6 +213,19 @@ class FVC(nn.Module):
         if with_align_image:
             out["align_image"] = images["align_image"].clamp(0, 1)
         return out
+
+    @torch.no_grad()
+    def entropy_parameters(self, name: str, prior: torch.Tensor, z_size: tuple[int, int] | None = None
+                           ) -> dict[str, torch.Tensor]:
+        """Gaussian parameters of the ``name`` latent ("offset" or "residual") from its quantised
+        hyper latent [N, ch, H/64, W/64]: ``{name}_musigma`` [N, 2ch, H/16, W/16] (raw),
+        ``{name}_means`` and ``{name}_scales`` [N, ch, H/16, W/16]."""
+        coder, hyper = {"offset": (self.EntropyCoding_offsetf, self.OffsetPriorDecoder),
+                        "residual": (self.EntropyCoding_residualf, self.resPriorDecoder)}[name]
+        check_latent(prior, f"q_{name}_prior", coder.channels, z_size)
+        musigma = coder.parameters_net(hyper(prior))
+        means, scales = coder.split_params(musigma)
+        return {f"{name}_musigma": musigma, f"{name}_means": means, f"{name}_scales": scales}
 
     @torch.no_grad()
     def encode(self, ref_frame: torch.Tensor, frame: torch.Tensor) -> dict[str, torch.Tensor | tuple[int, int]]:
