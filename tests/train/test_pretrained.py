@@ -47,7 +47,8 @@ def test_missing_weights_file(tmp_path):
 @pytest.mark.parametrize("name, family, intra_width", [("dcvc_hem_w025", "dcvc_hem", 0.25),
                                                        ("dcvc_hem_w025_v2", "dcvc_hem", 0.25),
                                                        ("dcvc_hem_w025_v3", "dcvc_hem_skip", 0.25),
-                                                       ("dcvc_hem_w025_v4", "dcvc_hem_skip", 0.5)])
+                                                       ("dcvc_hem_w025_v4", "dcvc_hem_skip", 0.5),
+                                                       ("dcvc_hem_w025_v5", "dcvc_hem_skip", 0.5)])
 def test_shipped_teachers_code_the_held_out_clip(name, family, intra_width):
     from lwdvc.data import PaddedSequence, default_sequences
     from lwdvc.eval import GopSettings, code_sequence
@@ -64,7 +65,9 @@ def test_shipped_teachers_code_the_held_out_clip(name, family, intra_width):
     assert low["psnr"] > 20.0
 
 
-def test_the_newest_teacher_is_the_default():
+def test_the_default_teacher_is_v4():
+    """v4 stays the default until the demo is rerun on a newer teacher (docs/results/demo.md
+    states the numbers of the default)."""
     from lwdvc.commands.common import DEFAULT_MODEL
 
     assert DEFAULT_MODEL == "pretrained:dcvc_hem_w025_v4"
