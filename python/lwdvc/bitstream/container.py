@@ -23,12 +23,12 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from lwdvc.atomic_file import AtomicFile
 from lwdvc.bitstream.symbols import BitstreamError
 
 __all__ = ["FORMAT_VERSION", "FRAME_KINDS", "MAGIC", "BitstreamWriter", "CodedFrame", "read_bitstream"]
@@ -71,10 +71,7 @@ class BitstreamWriter:
         self.path = os.fspath(path)
         self.expected = int(header["frames"])
         text = json.dumps(header, sort_keys=True).encode("utf-8")
-        folder = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(folder, exist_ok=True)
-        handle, self._tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".lwdv", dir=folder)
-        self._file = os.fdopen(handle, "wb")
+        self._file = AtomicFile(self.path, suffix=".lwdv")
         self._file.write(MAGIC + _PREFIX.pack(FORMAT_VERSION, len(text)) + text + _CRC.pack(zlib.crc32(text)))
         self.frames = 0
         self.bytes = self._file.tell()
@@ -95,21 +92,11 @@ class BitstreamWriter:
         if self.frames != self.expected:
             self.abort()
             raise ValueError(f"{self.frames} frames written, the header announces {self.expected}")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self._tmp, 0o666 & ~umask)
-        os.replace(self._tmp, self.path)
-        return self.path
+        return self._file.commit()
 
     def abort(self) -> None:
         """Drop the temporary file (the target is left untouched)."""
-        if not self._file.closed:
-            self._file.close()
-        if os.path.exists(self._tmp):
-            os.unlink(self._tmp)
+        self._file.abort()
 
     def __enter__(self) -> BitstreamWriter:
         return self

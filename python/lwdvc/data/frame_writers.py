@@ -7,12 +7,12 @@ decode leaves no partial file; PNG frames (``frame_0001.png``, ...) are each wri
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lwdvc.atomic_file import AtomicFile
 from lwdvc.data.color import rgb_to_yuv420
 
 __all__ = ["PNGFolderWriter", "Y4MWriter", "frame_writer", "to_uint8"]
@@ -41,10 +41,7 @@ class Y4MWriter:
     def __init__(self, path: str | os.PathLike, height: int, width: int, fps: int = 25) -> None:
         self.path = os.fspath(path)
         self.size = (int(height), int(width))
-        folder = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(folder, exist_ok=True)
-        handle, self._tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".y4m", dir=folder)
-        self._file = os.fdopen(handle, "wb")
+        self._file = AtomicFile(self.path, suffix=".y4m")
         self._file.write(f"YUV4MPEG2 W{width} H{height} F{int(fps)}:1 Ip A1:1 C420jpeg XCOLORRANGE=FULL\n".encode())
         self.frames = 0
 
@@ -55,20 +52,10 @@ class Y4MWriter:
         self.frames += 1
 
     def close(self) -> str:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self._tmp, 0o666 & ~umask)
-        os.replace(self._tmp, self.path)
-        return self.path
+        return self._file.commit()
 
     def abort(self) -> None:
-        if not self._file.closed:
-            self._file.close()
-        if os.path.exists(self._tmp):
-            os.unlink(self._tmp)
+        self._file.abort()
 
 
 class PNGFolderWriter:
@@ -89,17 +76,13 @@ class PNGFolderWriter:
         context.width, context.height, context.pix_fmt = rgb.shape[1], rgb.shape[0], "rgb24"
         packets = context.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")) + context.encode(None)
         self.frames += 1
-        target = os.path.join(self.path, f"frame_{self.frames:04d}.png")
-        handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=self.path)
+        target = AtomicFile(os.path.join(self.path, f"frame_{self.frames:04d}.png"), suffix=".png")
         try:
-            with os.fdopen(handle, "wb") as file:
-                for packet in packets:
-                    file.write(bytes(packet))
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
+            for packet in packets:
+                target.write(bytes(packet))
+            target.commit()
         except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            target.abort()
             raise
 
     def close(self) -> str:
