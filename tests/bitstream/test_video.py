@@ -45,7 +45,7 @@ def test_decoding_reproduces_the_encoder_bit_exactly_with_one_and_two_threads(tm
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        result = encode_video(codec, sequence, path, rate=1, gop=3, model="random")
+        result = encode_video(codec, sequence, path, rate=1, gop=3, model="random", keep_recon=True)
         decoded = {}
         for count in (1, 2):
             torch.set_num_threads(count)
@@ -70,7 +70,8 @@ def test_file_rate_and_quality_match_the_estimate_on_real_footage(tmp_path):
 
     teacher = pretrained().eval()
     sequence = PaddedSequence(default_sequences("test", max_frames=3)[0])
-    result = encode_video(teacher, sequence, tmp_path / "v.lwdv", rate=3, gop=8, model="pretrained")
+    result = encode_video(teacher, sequence, tmp_path / "v.lwdv", rate=3, gop=8, model="pretrained",
+                          keep_recon=True)
     estimate = code_sequence(teacher, sequence, 3, GopSettings(gop=8, frames=3))
     height, width = sequence.original_size
     payload_bits = sum(result["per_frame"]["bits"])  # the file less its header and frame records
@@ -151,7 +152,7 @@ def test_fixed_rate_families_decode_bit_exactly(tmp_path, family):
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        result = encode_video(codec, sequence, path, rate=0, gop=4, model=f"random {family}")
+        result = encode_video(codec, sequence, path, rate=0, gop=4, model=f"random {family}", keep_recon=True)
         torch.set_num_threads(1)
         _, frames = _decode_all(path, codec)
     finally:

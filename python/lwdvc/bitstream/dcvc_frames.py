@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from lwdvc.bitstream.priors import bottleneck_table, factorized_table
+from lwdvc.bitstream.priors import bottleneck_table, factorized_table, hyper_shape
 from lwdvc.bitstream.symbols import SymbolReader, SymbolWriter
 
 __all__ = ["DcvcFrameCoder", "HyperpriorIntraFrames"]
@@ -75,11 +75,12 @@ class HyperpriorIntraFrames:
         self._check_rate(rate)
         intra = self.codec.intra
         reader = SymbolReader(payload)
-        z_shape = (1, self.intra_table.channels, size[0] // 64, size[1] // 64)
-        z_hat = reader.factorized(z_shape, self.intra_table) + intra.entropy_bottleneck.medians()
+        z_hat = reader.factorized(hyper_shape(self.intra_table, size), self.intra_table) \
+            + intra.entropy_bottleneck.medians()
         y_symbols = reader.gaussian(intra.h_s(z_hat))
         recon = intra.decode(z_hat, y_symbols)["x_hat"]
         return recon, {"ref_frame": recon}
+
 
 class DcvcFrameCoder(HyperpriorIntraFrames):
     """Codes frames of a ``dcvc`` :class:`~lwdvc.models.video_codec.VideoCodec` (one rate point).
@@ -103,7 +104,7 @@ class DcvcFrameCoder(HyperpriorIntraFrames):
         mv_z_hat = torch.round(mv_z)
         writer.factorized(mv_z_hat, self.mv_z_table)
         motion = inter.decode_motion(ref, mv_z_hat, _wavefront_encoder(writer, mv_y))
-        y, z = inter.analyse_residual(frame, motion)
+        y, z = inter.analyse_residual(frame, motion["context"])
         z_hat = torch.round(z)
         writer.factorized(z_hat, self.z_table)
         out = inter.decode_residual(ref, motion, z_hat, _wavefront_encoder(writer, y))
@@ -114,10 +115,8 @@ class DcvcFrameCoder(HyperpriorIntraFrames):
         self._check_rate(rate)
         inter, ref = self.codec.inter, state["ref_frame"]
         reader = SymbolReader(payload)
-        height, width = ref.shape[-2:]
-        z_shape = (1, inter.channel_N, height // 64, width // 64)
-        mv_z_hat = reader.factorized(z_shape, self.mv_z_table)
+        mv_z_hat = reader.factorized(hyper_shape(self.mv_z_table, ref.shape[-2:]), self.mv_z_table)
         motion = inter.decode_motion(ref, mv_z_hat, _wavefront_decoder(reader))
-        z_hat = reader.factorized(z_shape, self.z_table)
+        z_hat = reader.factorized(hyper_shape(self.z_table, ref.shape[-2:]), self.z_table)
         out = inter.decode_residual(ref, motion, z_hat, _wavefront_decoder(reader))
         return out["recon_image"], {"ref_frame": out["recon_image"]}

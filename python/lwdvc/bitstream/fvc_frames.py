@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from lwdvc.bitstream.dcvc_frames import HyperpriorIntraFrames
-from lwdvc.bitstream.priors import factorized_table
+from lwdvc.bitstream.priors import factorized_table, hyper_shape
 from lwdvc.bitstream.symbols import SymbolReader, SymbolWriter
 
 __all__ = ["FvcFrameCoder"]
@@ -48,9 +48,8 @@ class FvcFrameCoder(HyperpriorIntraFrames):
         self._check_rate(rate)
         inter, ref = self.codec.inter, state["ref_frame"]
         reader = SymbolReader(payload)
-        height, width = ref.shape[-2:]
-        priors = {name: reader.factorized((1, self.tables[name].channels, height // 64, width // 64),
-                                          self.tables[name]) for name in ("offset", "residual")}
+        priors = {name: reader.factorized(hyper_shape(self.tables[name], ref.shape[-2:]), self.tables[name])
+                  for name in ("offset", "residual")}
         latents = {}
         for name in ("offset", "residual"):
             params = inter.entropy_parameters(name, priors[name])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from lwdvc.bitstream.priors import factorized_table
+from lwdvc.bitstream.priors import factorized_table, hyper_shape
 from lwdvc.bitstream.symbols import SymbolReader, SymbolWriter
 from lwdvc.models.entropy import checkerboard_residuals
 
@@ -80,8 +80,7 @@ class HemFrameCoder:
         q_scale = self._scales(rate)[0]
         intra = self.codec.intra
         reader = SymbolReader(payload)
-        z_shape = (1, self.intra_table.channels, size[0] // 64, size[1] // 64)
-        z_hat = reader.factorized(z_shape, self.intra_table)
+        z_hat = reader.factorized(hyper_shape(self.intra_table, size), self.intra_table)
         out = intra.decode(z_hat, _decoding_source(reader, "gaussian"), q_scale)
         return out["x_hat"], {"ref_frame": out["x_hat"]}
 
@@ -96,7 +95,7 @@ class HemFrameCoder:
         mv_z_hat = torch.round(mv_z)
         writer.factorized(mv_z_hat, self.mv_z_table)
         motion = inter.decode_motion(state, mv_z_hat, _encoding_source(writer, mv_y, "laplace"), mv_q_scale)
-        y, z = inter.analyse_residual(frame, motion, y_q_scale)
+        y, z = inter.analyse_residual(frame, (motion["context1"], motion["context2"], motion["context3"]), y_q_scale)
         z_hat = torch.round(z)
         writer.factorized(z_hat, self.z_table)
         out = inter.decode_residual(state, motion, z_hat, _encoding_source(writer, y, "laplace"), y_q_scale)
@@ -108,10 +107,9 @@ class HemFrameCoder:
         _, mv_q_scale, y_q_scale = self._scales(rate)
         inter = self.codec.inter
         reader = SymbolReader(payload)
-        height, width = state["ref_frame"].shape[-2:]
-        z_shape = (1, inter.channel_N, height // 64, width // 64)
-        mv_z_hat = reader.factorized(z_shape, self.mv_z_table)
+        size = state["ref_frame"].shape[-2:]
+        mv_z_hat = reader.factorized(hyper_shape(self.mv_z_table, size), self.mv_z_table)
         motion = inter.decode_motion(state, mv_z_hat, _decoding_source(reader, "laplace"), mv_q_scale)
-        z_hat = reader.factorized(z_shape, self.z_table)
+        z_hat = reader.factorized(hyper_shape(self.z_table, size), self.z_table)
         out = inter.decode_residual(state, motion, z_hat, _decoding_source(reader, "laplace"), y_q_scale)
         return out["recon_image"], out["dpb"]

@@ -6,7 +6,7 @@ import copy
 from lwdvc.bitstream.symbols import FactorizedTable
 from lwdvc.models.entropy import BitEstimator, EntropyBottleneck
 
-__all__ = ["bottleneck_table", "factorized_table"]
+__all__ = ["bottleneck_table", "factorized_table", "hyper_shape"]
 
 
 def factorized_table(estimator: BitEstimator, radius: int = 63) -> FactorizedTable:
@@ -22,3 +22,10 @@ def bottleneck_table(bottleneck: EntropyBottleneck, radius: int = 63) -> Factori
     elementwise and in matrix products over 3 filters, the same on every call)."""
     medians = bottleneck.medians().detach().double()
     return FactorizedTable.from_likelihood(lambda v: bottleneck.likelihood(v + medians), bottleneck.channels, radius)
+
+
+def hyper_shape(table: FactorizedTable, size) -> tuple[int, int, int, int]:
+    """Shape [1, C, H/64, W/64] of the hyper latent coded with ``table`` for a padded frame of
+    ``size`` (H, W) (the hyper latents of all the codecs sit at 1/64 of the frame)."""
+    height, width = size
+    return 1, table.channels, height // 64, width // 64

@@ -60,12 +60,18 @@ def _as_int_array(symbols: torch.Tensor, name: str) -> np.ndarray:
     return symbols.detach().cpu().reshape(-1).to(torch.int64).numpy()
 
 
+def _float64(values: torch.Tensor, name: str) -> torch.Tensor:
+    """``values`` flattened to float64 on the CPU; TypeError / ValueError name what is wrong."""
+    if not isinstance(values, torch.Tensor) or not values.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {type(values).__name__}")
+    flat = values.detach().cpu().reshape(-1).to(torch.float64)
+    if flat.numel() and not torch.isfinite(flat).all():
+        raise ValueError(f"{name} hold NaN or infinity")
+    return flat
+
+
 def _as_scales(scales: torch.Tensor, kind: str, min_scale: float | None = None) -> np.ndarray:
-    if not isinstance(scales, torch.Tensor) or not scales.is_floating_point():
-        raise TypeError(f"scales must be a floating-point tensor, got {type(scales).__name__}")
-    values = scales.detach().cpu().reshape(-1).to(torch.float64)
-    if values.numel() and not torch.isfinite(values).all():
-        raise ValueError("scales hold NaN or infinity")
+    values = _float64(scales, "scales")
     bound = MIN_SCALE[kind] if min_scale is None else float(min_scale)
     if not bound > 0:
         raise ValueError(f"min_scale must be > 0, got {min_scale}")
@@ -75,13 +81,9 @@ def _as_scales(scales: torch.Tensor, kind: str, min_scale: float | None = None) 
 def _as_means(means: torch.Tensor | None, scale_values: np.ndarray) -> np.ndarray:
     if means is None:
         return np.zeros_like(scale_values)
-    if not isinstance(means, torch.Tensor) or not means.is_floating_point():
-        raise TypeError(f"means must be a floating-point tensor, got {type(means).__name__}")
-    values = means.detach().cpu().reshape(-1).to(torch.float64)
+    values = _float64(means, "means")
     if values.numel() != scale_values.size:
         raise ValueError(f"means ({values.numel()}) and scales ({scale_values.size}) differ in size")
-    if values.numel() and not torch.isfinite(values).all():
-        raise ValueError("means hold NaN or infinity")
     return np.ascontiguousarray(values.numpy())
 
 
@@ -122,6 +124,11 @@ class FactorizedTable:
     def channels(self) -> int:
         return self.probabilities.shape[0]
 
+    def rows(self, per_channel: int) -> np.ndarray:
+        """The table of every symbol of a channel-major sequence, ``per_channel`` symbols per
+        channel: [C * per_channel, 2 * radius + 1]."""
+        return np.repeat(self.probabilities, per_channel, axis=0)
+
     @classmethod
     def from_likelihood(cls, likelihood, channels: int, radius: int = 63) -> FactorizedTable:
         """Tabulate ``likelihood(values [1, C, 1, K]) -> masses [1, C, 1, K]`` at the integers.
@@ -145,7 +152,6 @@ class SymbolWriter:
     def __init__(self) -> None:
         self._c = _constriction()
         self._coder = self._c.stream.queue.RangeEncoder()
-        self._escapes: list[np.ndarray] = []
 
     def laplace(self, symbols: torch.Tensor, scales: torch.Tensor) -> None:
         """Code integer ``symbols`` under Laplace(0, scales) (any equal shapes)."""
@@ -178,10 +184,8 @@ class SymbolWriter:
         if not values.size:
             return
         clipped, excess = _split_escapes(values, table.radius)
-        per_channel = values.size // table.channels
-        rows = np.repeat(table.probabilities, per_channel, axis=0)
         model = self._c.stream.model.Categorical(perfect=False)
-        self._coder.encode((clipped + table.radius).astype(np.int32), model, rows)
+        self._coder.encode((clipped + table.radius).astype(np.int32), model, table.rows(values.size // table.channels))
         self._encode_excess(excess)
 
     def _encode_excess(self, excess: np.ndarray) -> None:
@@ -190,9 +194,6 @@ class SymbolWriter:
         words = excess.astype(np.uint64)
         halves = np.stack([(words >> 16) & 0xFFFF, words & 0xFFFF], axis=1).reshape(-1).astype(np.int32)
         self._coder.encode(halves, self._c.stream.model.Uniform(65536))
-
-    def num_bits(self) -> int:
-        return int(self._coder.num_bits())
 
     def getvalue(self) -> bytes:
         """The compressed symbols (a whole number of 32-bit words, little-endian)."""
@@ -245,8 +246,7 @@ class SymbolReader:
         count = n * c * h * w
         if not count:
             return torch.zeros(shape)
-        rows = np.repeat(table.probabilities, count // c, axis=0)
-        values = self._decode(self._c.stream.model.Categorical(perfect=False), rows) - table.radius
+        values = self._decode(self._c.stream.model.Categorical(perfect=False), table.rows(count // c)) - table.radius
         values = self._apply_excess(values, table.radius)
         return torch.from_numpy(values).to(torch.float32).reshape(c, n, h, w).permute(1, 0, 2, 3).contiguous()
 
@@ -254,14 +254,8 @@ class SymbolReader:
         edges = np.flatnonzero(np.abs(values) >= radius)
         if not edges.size:
             return values
-        halves = self._decode_uniform(2 * edges.size)
+        halves = self._decode(self._c.stream.model.Uniform(65536), 2 * edges.size)
         excess = (halves[0::2].astype(np.int64) << 16) | halves[1::2].astype(np.int64)
         values = values.copy()
         values[edges] = np.sign(values[edges]) * (radius + excess)
         return values
-
-    def _decode_uniform(self, count: int) -> np.ndarray:
-        try:
-            return np.asarray(self._coder.decode(self._c.stream.model.Uniform(65536), count), dtype=np.int64)
-        except Exception as error:
-            raise BitstreamError(f"entropy-coded data cannot be decoded ({error})") from None

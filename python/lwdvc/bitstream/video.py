@@ -24,7 +24,7 @@ from lwdvc.errors import BadArgumentError
 from lwdvc.models.frames import padding_for
 
 __all__ = ["FORMAT_NAME", "FRAME_CODERS", "check_model", "check_settings", "decode_video", "deterministic_kernels",
-           "encode_video", "frame_coder", "model_fingerprint"]
+           "encode_video", "frame_coder", "model_fingerprint", "padded_size"]
 
 FORMAT_NAME = "lwdvc-video"
 
@@ -85,8 +85,15 @@ def check_settings(codec, rate: int, gop: int) -> None:
 
 
 @torch.no_grad()
+def padded_size(height: int, width: int) -> tuple[int, int]:
+    """The coded (padded) size of frames of ``height`` x ``width``: multiples of 64."""
+    _, right, _, bottom = padding_for(height, width)
+    return height + bottom, width + right
+
+
 def encode_video(codec, sequence, path: str | os.PathLike, *, rate: int, gop: int, frames: int | None = None,
-                 model: str = "", progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+                 model: str = "", progress: Callable[[int], None] | None = None,
+                 keep_recon: bool = False) -> dict[str, Any]:
     """Encode ``sequence`` (a :class:`~lwdvc.data.PaddedSequence`) to the file ``path``.
 
     Args:
@@ -95,22 +102,25 @@ def encode_video(codec, sequence, path: str | os.PathLike, *, rate: int, gop: in
         rate: rate-point index. gop: intra period. frames: at most this many frames (None: all).
         model: the model's name as the user gave it (stored in the header).
         progress: called with 1 after each frame.
+        keep_recon: also return the decoder's frames (the encoder reconstructs them itself);
+            off by default, as a long video's frames need not all stay in memory.
 
     Returns:
         ``{"path", "frames", "bytes", "bpp", "per_frame": {"type", "bits"}, "recon": [3, H, W] list}``
-        where ``recon`` holds the decoder's frames (the encoder reconstructs them itself).
+        (``recon`` empty unless ``keep_recon``).
     """
     check_settings(codec, rate, gop)
     count = len(sequence) if frames is None else min(len(sequence), int(frames))
     if count < 1:
         raise BadArgumentError("nothing to encode: the sequence has no frames (or --frames is 0)")
     height, width = sequence.original_size
-    padded = tuple(sequence[0].shape[-2:])
+    if tuple(sequence[0].shape[-2:]) != padded_size(height, width):
+        raise BadArgumentError(f"frames of {height}x{width} must come padded to {padded_size(height, width)}, "
+                               f"got {tuple(sequence[0].shape[-2:])}")
     coder = frame_coder(codec)
     header = {"format": FORMAT_NAME, "family": codec.family, "codec": dict(codec.config), "model": model,
-              "model_sha256": model_fingerprint(codec), "height": height, "width": width,
-              "padded_height": padded[0], "padded_width": padded[1], "frames": count, "rate": int(rate),
-              "gop": int(gop)}
+              "model_sha256": model_fingerprint(codec), "height": height, "width": width, "frames": count,
+              "rate": int(rate), "gop": int(gop)}
     was_training = codec.training
     codec.eval()
     per_frame: dict[str, list] = {"type": [], "bits": []}
@@ -129,7 +139,8 @@ def encode_video(codec, sequence, path: str | os.PathLike, *, rate: int, gop: in
                 writer.add(kind, payload)
                 per_frame["type"].append(kind)
                 per_frame["bits"].append(8 * len(payload))
-                recon_frames.append(sequence.crop(recon)[0])
+                if keep_recon:
+                    recon_frames.append(sequence.crop(recon)[0])
                 if progress is not None:
                     progress(1)
             total = writer.bytes
@@ -171,15 +182,12 @@ def decode_video(path: str | os.PathLike, codec_for: Callable[[dict[str, Any]], 
     header, frames = read_bitstream(path)
     try:
         height, width = int(header["height"]), int(header["width"])
-        padded = (int(header["padded_height"]), int(header["padded_width"]))
         rate, gop = int(header["rate"]), int(header["gop"])
     except (KeyError, TypeError, ValueError) as error:
         raise BitstreamError(f"{path} has an incomplete header ({error})") from None
     if height < 1 or width < 1:
         raise BitstreamError(f"{path}: frame size {height}x{width} in its header is not valid")
-    _, right, _, bottom = padding_for(height, width)
-    if padded != (height + bottom, width + right):
-        raise BitstreamError(f"{path}: padded size {padded} does not fit the frame size {height}x{width}")
+    padded = padded_size(height, width)
     codec = codec_for(header)
     check_model(header, codec, path)
     if not 0 <= rate < codec.num_rates or gop < 1:
@@ -190,19 +198,17 @@ def decode_video(path: str | os.PathLike, codec_for: Callable[[dict[str, Any]], 
     def frames_out() -> Iterator[torch.Tensor]:
         state = None
         with deterministic_kernels():
-            yield from decoded(state)
-
-    def decoded(state) -> Iterator[torch.Tensor]:
-        for index, frame in enumerate(frames):
-            expected = "I" if index % gop == 0 else "P"
-            if frame.kind != expected:
-                raise BitstreamError(f"{path}: frame {index} is a {frame.kind}-frame, the intra period says {expected}")
-            if frame.kind == "I":
-                recon, state = coder.decode_intra(frame.payload, padded, rate)
-            else:
-                recon, state = coder.decode_inter(frame.payload, state, rate)
-            if progress is not None:
-                progress(1)
-            yield recon[0, :, :height, :width]
+            for index, frame in enumerate(frames):
+                expected = "I" if index % gop == 0 else "P"
+                if frame.kind != expected:
+                    raise BitstreamError(f"{path}: frame {index} is a {frame.kind}-frame, "
+                                         f"the intra period says {expected}")
+                if frame.kind == "I":
+                    recon, state = coder.decode_intra(frame.payload, padded, rate)
+                else:
+                    recon, state = coder.decode_inter(frame.payload, state, rate)
+                if progress is not None:
+                    progress(1)
+                yield recon[0, :, :height, :width]
 
     return header, frames_out()

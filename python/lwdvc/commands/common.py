@@ -6,7 +6,8 @@ import os
 
 from lwdvc.errors import BadArgumentError
 
-__all__ = ["make_output_folder", "load_codec", "add_sequence_options", "test_sequences", "add_gop_options",
+__all__ = ["make_output_folder", "load_codec", "add_sequence_options", "add_frame_size_options",
+           "add_threads_option", "set_threads", "test_sequences", "add_gop_options",
            "gop_settings", "add_classical_options", "classical_codecs", "DEFAULT_MODEL"]
 
 #: The teacher shipped with the package.
@@ -52,8 +53,26 @@ def load_codec(spec: str):
 def add_sequence_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", nargs="+", default=[], metavar="PATH",
                         help="test videos, raw .yuv files or PNG folders (default: the held-out embedded clip)")
+    add_frame_size_options(parser)
+
+
+def add_frame_size_options(parser: argparse.ArgumentParser) -> None:
+    """``--yuv-size`` and ``--max-side``, read by :func:`test_sequences`."""
     parser.add_argument("--yuv-size", metavar="WxH", help="frame size of raw .yuv files without WxH in their name")
-    parser.add_argument("--max-side", type=int, help="downscale test videos so their longest side is at most this")
+    parser.add_argument("--max-side", type=int, help="downscale videos so their longest side is at most this")
+
+
+def add_threads_option(parser: argparse.ArgumentParser, what: str = "") -> None:
+    """``--threads``; :func:`set_threads` applies it."""
+    parser.add_argument("--threads", type=int, default=0, help=f"torch threads{what} (0: default)")
+
+
+def set_threads(args: argparse.Namespace) -> None:
+    """Apply ``--threads`` (0 leaves torch's default)."""
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
 
 def add_gop_options(parser: argparse.ArgumentParser, gop: int = 32, frames: int = 96) -> None:

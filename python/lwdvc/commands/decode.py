@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from lwdvc.commands.common import add_threads_option, load_codec, set_threads
+
 HELP = "decode an .lwdv bitstream to a .y4m file or a folder of lossless RGB PNG frames"
 
 
@@ -12,22 +14,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", required=True,
                         help="a .y4m file (8-bit 4:2:0, full-range BT.709) or a folder for frame_0001.png, ...")
     parser.add_argument("--model", help="the model to decode with (default: the one the file names)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    add_threads_option(parser)
     parser.add_argument("--no-progress", action="store_true")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
     from tqdm.auto import tqdm
 
     from lwdvc.bitstream import BitstreamError
     from lwdvc.bitstream.video import decode_video
-    from lwdvc.commands.common import load_codec
     from lwdvc.data.frame_writers import frame_writer
 
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    set_threads(args)
 
     def codec_for(header):
         spec = args.model or header.get("model")
@@ -35,19 +34,17 @@ def run(args: argparse.Namespace) -> int:
             raise BitstreamError(f"{args.input} names no model: give --model")
         return load_codec(spec)
 
-    bar = tqdm(desc="decode", unit="frame", disable=True)
-    header, frames = decode_video(args.input, codec_for, progress=lambda n: bar.update(n))
+    header, frames = decode_video(args.input, codec_for)  # checks the whole file before any output
     writer = frame_writer(args.output, int(header["height"]), int(header["width"]))
-    bar = tqdm(total=int(header["frames"]), desc="decode", unit="frame", disable=args.no_progress,
-               dynamic_ncols=True)
     try:
-        for frame in frames:
-            writer.write(frame)
+        with tqdm(total=int(header["frames"]), desc="decode", unit="frame", disable=args.no_progress,
+                  dynamic_ncols=True) as bar:
+            for frame in frames:
+                writer.write(frame)
+                bar.update(1)
     except BaseException:
         writer.abort()
         raise
-    finally:
-        bar.close()
     path = writer.close()
     print(f"wrote {path}: {writer.frames} frames of {header['width']}x{header['height']}")
     return 0

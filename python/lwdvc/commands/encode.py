@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from lwdvc.commands.common import DEFAULT_MODEL, load_codec
+from lwdvc.commands.common import DEFAULT_MODEL, add_frame_size_options, add_threads_option, load_codec, set_threads
 
 HELP = "encode a video (file, raw .yuv or PNG folder) to an .lwdv bitstream (entropy-coded latents)"
 
@@ -18,22 +18,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=int, default=0, help="rate-point index (default 0, the lowest rate)")
     parser.add_argument("--gop", type=int, default=32, help="intra period (default 32)")
     parser.add_argument("--frames", type=int, help="code at most this many frames (default: all)")
-    parser.add_argument("--max-side", type=int, help="downscale so the longest side is at most this")
-    parser.add_argument("--yuv-size", metavar="WxH", help="frame size of a raw .yuv file without WxH in its name")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    add_frame_size_options(parser)
+    add_threads_option(parser)
     parser.add_argument("--no-progress", action="store_true")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
     from tqdm.auto import tqdm
 
     from lwdvc.bitstream.video import check_settings, encode_video
     from lwdvc.commands.common import test_sequences
 
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    set_threads(args)
     codec = load_codec(args.model)
     check_settings(codec, args.rate, args.gop)
     args.video = [args.input] if args.input else []

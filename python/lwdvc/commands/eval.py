@@ -8,9 +8,11 @@ from lwdvc.commands.common import (
     add_classical_options,
     add_gop_options,
     add_sequence_options,
+    add_threads_option,
     classical_codecs,
     gop_settings,
     load_codec,
+    set_threads,
     test_sequences,
 )
 from lwdvc.errors import BadArgumentError
@@ -40,19 +42,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="rates of the learnt models from real .lwdv files (entropy-coded, then decoded and "
                              "measured) instead of the estimated entropy (DCVC-HEM family)")
     parser.add_argument("--latency-repeats", type=int, default=10, help="timed decoder runs (0: skip timing)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads for coding (0: default)")
+    add_threads_option(parser, " for coding")
     parser.add_argument("--out", default="lwdvc-eval", help="report folder (default ./lwdvc-eval)")
     parser.add_argument("--no-progress", action="store_true")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from lwdvc.eval import DTYPES, evaluate_models, markdown_report, optimize_codec, write_report
 
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    set_threads(args)
     labels = args.labels or [f"model{i}" if len(args.models) > 1 else "model" for i in range(len(args.models))]
     if len(labels) != len(args.models):
         raise BadArgumentError(f"{len(labels)} labels for {len(args.models)} models")

@@ -48,6 +48,33 @@ def msssim_weights_for(height: int, width: int) -> tuple[float, ...]:
     return tuple(w / sum(head) for w in head)
 
 
+class _FrameMetrics:
+    """Rate and distortion of each coded frame of ``sequence``, and their means."""
+
+    def __init__(self, sequence: PaddedSequence) -> None:
+        self.sequence = sequence
+        height, width = sequence.original_size
+        self.pixels = height * width
+        self.weights = msssim_weights_for(height, width)
+        self.per_frame: dict[str, list] = {"type": [], "bpp": [], "psnr": [], "psnr_y": [], "ms_ssim": []}
+
+    def add(self, index: int, kind: str, bits: float, decoded: torch.Tensor) -> None:
+        """Frame ``index`` ("I"/"P"), its ``bits`` and its ``decoded`` frame [3, H, W] (original size)."""
+        original = self.sequence.original(index)
+        self.per_frame["type"].append(kind)
+        self.per_frame["bpp"].append(bits / self.pixels)
+        self.per_frame["psnr"].append(float(psnr(decoded, original)))
+        self.per_frame["psnr_y"].append(float(psnr_y(decoded, original)))
+        self.per_frame["ms_ssim"].append(float(ms_ssim(decoded, original, weights=self.weights)))
+
+    def result(self) -> dict:
+        result = {"name": self.sequence.name, "frames": len(self.per_frame["type"])}
+        for key in ("bpp", "psnr", "psnr_y", "ms_ssim"):
+            result[key] = mean_finite(self.per_frame[key])
+        result["per_frame"] = self.per_frame
+        return result
+
+
 @torch.no_grad()
 def code_sequence(codec, sequence: PaddedSequence, rate: int, settings: GopSettings,
                   progress=None) -> dict:
@@ -73,12 +100,10 @@ def code_sequence(codec, sequence: PaddedSequence, rate: int, settings: GopSetti
     if not 0 <= rate < codec.num_rates:
         raise BadArgumentError(f"rate point {rate} out of range: the codec has {codec.num_rates}")
     count = min(len(sequence), settings.frames)
-    height, width = sequence.original_size
-    weights = msssim_weights_for(height, width)
+    metrics = _FrameMetrics(sequence)
     was_training = codec.training
     codec.eval()
     rate_index = torch.tensor([rate])
-    per_frame: dict[str, list] = {"type": [], "bpp": [], "psnr": [], "psnr_y": [], "ms_ssim": []}
     state = None
     try:
         for index in range(count):
@@ -92,23 +117,13 @@ def code_sequence(codec, sequence: PaddedSequence, rate: int, settings: GopSetti
             recon = out["recon"].clamp(0, 1)
             state = codec.reference_state(recon) if kind == "I" else \
                 dict(out["state"], ref_frame=out["state"]["ref_frame"].clamp(0, 1))
-            decoded = sequence.crop(recon)[0]
-            original = sequence.original(index)
             bits = float(out["bpp"][0]) * padded.shape[-2] * padded.shape[-1]
-            per_frame["type"].append(kind)
-            per_frame["bpp"].append(bits / (height * width))
-            per_frame["psnr"].append(float(psnr(decoded, original)))
-            per_frame["psnr_y"].append(float(psnr_y(decoded, original)))
-            per_frame["ms_ssim"].append(float(ms_ssim(decoded, original, weights=weights)))
+            metrics.add(index, kind, bits, sequence.crop(recon)[0])
             if progress is not None:
                 progress(1)
     finally:
         codec.train(was_training)
-    result = {"name": sequence.name, "frames": count}
-    for key in ("bpp", "psnr", "psnr_y", "ms_ssim"):
-        result[key] = mean_finite(per_frame[key])
-    result["per_frame"] = per_frame
-    return result
+    return metrics.result()
 
 
 @torch.no_grad()
@@ -128,29 +143,18 @@ def code_sequence_via_file(codec, sequence: PaddedSequence, rate: int, settings:
     from lwdvc.bitstream.video import decode_video, encode_video
 
     count = min(len(sequence), settings.frames)
-    height, width = sequence.original_size
-    weights = msssim_weights_for(height, width)
+    metrics = _FrameMetrics(sequence)
     with tempfile.TemporaryDirectory(prefix="lwdvc-bitstream-") as folder:
         path = f"{folder}/sequence.lwdv"
-        encoded = encode_video(codec, sequence, path, rate=rate, gop=settings.gop, frames=count)
+        encoded = encode_video(codec, sequence, path, rate=rate, gop=settings.gop, frames=count, keep_recon=True)
+        overhead = (encoded["bytes"] * 8 - sum(encoded["per_frame"]["bits"])) / count
         _, decoded_frames = decode_video(path, lambda header: codec)
-        decoded_frames = list(decoded_frames)
-    overhead = (encoded["bytes"] * 8 - sum(encoded["per_frame"]["bits"])) / count
-    per_frame: dict[str, list] = {"type": [], "bpp": [], "psnr": [], "psnr_y": [], "ms_ssim": []}
-    for index, decoded in enumerate(decoded_frames):
-        if not torch.equal(decoded, encoded["recon"][index]):
-            raise BitstreamError(f"frame {index} of {sequence.name!r} decodes differently from the encoder's "
-                                 "reconstruction")
-        original = sequence.original(index)
-        per_frame["type"].append(encoded["per_frame"]["type"][index])
-        per_frame["bpp"].append((encoded["per_frame"]["bits"][index] + overhead) / (height * width))
-        per_frame["psnr"].append(float(psnr(decoded, original)))
-        per_frame["psnr_y"].append(float(psnr_y(decoded, original)))
-        per_frame["ms_ssim"].append(float(ms_ssim(decoded, original, weights=weights)))
-        if progress is not None:
-            progress(1)
-    result = {"name": sequence.name, "frames": count}
-    for key in ("bpp", "psnr", "psnr_y", "ms_ssim"):
-        result[key] = mean_finite(per_frame[key])
-    result["per_frame"] = per_frame
-    return result
+        for index, decoded in enumerate(decoded_frames):
+            if not torch.equal(decoded, encoded["recon"][index]):
+                raise BitstreamError(f"frame {index} of {sequence.name!r} decodes differently from the encoder's "
+                                     "reconstruction")
+            metrics.add(index, encoded["per_frame"]["type"][index], encoded["per_frame"]["bits"][index] + overhead,
+                        decoded)
+            if progress is not None:
+                progress(1)
+    return metrics.result()

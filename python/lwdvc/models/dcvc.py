@@ -290,18 +290,16 @@ class DCVC(nn.Module):
         return out
 
     # ----------------------------------------------------------------- encoder-side analysis
-    @torch.no_grad()
     def analyse_motion(self, ref_frame: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Motion latent [N, mv, H/16, W/16] and its hyper latent of padded ``x`` against
-        ``ref_frame`` (what an encoder codes)."""
+        ``ref_frame`` (what the training forward and an encoder code)."""
         mv_y = self.mvEncoder(self.opticFlow(x, ref_frame))
         return mv_y, self.mvpriorEncoder(mv_y)
 
-    @torch.no_grad()
-    def analyse_residual(self, x: torch.Tensor, motion: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    def analyse_residual(self, x: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Contextual latent [N, M, H/16, W/16] and its hyper latent of padded ``x``, given the
-        decoded ``motion`` of :meth:`decode_motion`."""
-        y = self.contextualEncoder(torch.cat((x, motion["context"]), 1))
+        motion-compensated ``context`` [N, C, H, W]."""
+        y = self.contextualEncoder(torch.cat((x, context), 1))
         return y, self.priorEncoder(y)
 
     # ----------------------------------------------------------------- training forward
@@ -331,8 +329,7 @@ class DCVC(nn.Module):
         decoder_q = "round" if quant == "round" else "ste"
         rate_q = quant if quant == "noise" else decoder_q
 
-        mv_y = self.mvEncoder(self.opticFlow(x, ref))
-        mv_z = self.mvpriorEncoder(mv_y)
+        mv_y, mv_z = self.analyse_motion(ref, x)
         params_mv = self.mvpriorDecoder(quantize(mv_z, decoder_q))
         mv_y_hat = quantize(mv_y, decoder_q)
         means_mv, scales_mv = self.entropy_parameters_mv(
@@ -340,8 +337,7 @@ class DCVC(nn.Module):
         mv_hat = self.mv_refine(ref, self.mvDecoder_part1(mv_y_hat))
         context = self.motioncompensation(ref, mv_hat)
         temporal = self.temporalPriorEncoder(context)
-        y = self.contextualEncoder(torch.cat((x, context), 1))
-        z = self.priorEncoder(y)
+        y, z = self.analyse_residual(x, context)
         params = self.priorDecoder(quantize(z, decoder_q))
         y_hat = quantize(y, decoder_q)
         means, scales = self.entropy_parameters(

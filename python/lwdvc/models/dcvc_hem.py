@@ -279,20 +279,20 @@ class DCVCHEM(nn.Module):
         return out
 
     # ----------------------------------------------------------------- encoder-side analysis
-    @torch.no_grad()
     def analyse_motion(self, x: torch.Tensor, dpb: dict, mv_y_q_scale=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Motion latent [N, mv, H/16, W/16] (divided by its step) and its hyper latent
-        [N, N, H/64, W/64] of padded frame ``x`` against ``dpb`` (what an encoder codes)."""
+        [N, N, H/64, W/64] of padded frame ``x`` against ``dpb`` (what the training forward and
+        an encoder code)."""
         curr_mv_y_q = self.get_curr_mv_y_q(q_scale_value(mv_y_q_scale, self.mv_y_q_scale, "mv_y_q_scale"))
         mv_y = self.mv_encoder(self.optic_flow(x, dpb["ref_frame"])) / curr_mv_y_q
         return mv_y, self.mv_hyper_prior_encoder(mv_y)
 
-    @torch.no_grad()
-    def analyse_residual(self, x: torch.Tensor, motion: dict, y_q_scale=None) -> tuple[torch.Tensor, torch.Tensor]:
+    def analyse_residual(self, x: torch.Tensor, contexts: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                         y_q_scale=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Contextual latent [N, M, H/16, W/16] (divided by its step) and its hyper latent of
-        padded frame ``x``, given the decoded ``motion`` of :meth:`decode_motion`."""
+        padded frame ``x``, given the motion-compensated contexts (``context1..3``)."""
         curr_y_q = self.get_curr_y_q(q_scale_value(y_q_scale, self.y_q_scale, "y_q_scale"))
-        y = self.contextual_encoder(x, motion["context1"], motion["context2"], motion["context3"]) / curr_y_q
+        y = self.contextual_encoder(x, *contexts) / curr_y_q
         return y, self.contextual_hyper_prior_encoder(y)
 
     # ----------------------------------------------------------------- training forward
@@ -316,14 +316,14 @@ class DCVCHEM(nn.Module):
         rate_q = quant if quant == "noise" else decoder_q
         return frame.shape[-2] * frame.shape[-1], x, padding, dpb, decoder_q, rate_q
 
-    def _code_motion(self, x: torch.Tensor, dpb: dict, curr_mv_y_q: torch.Tensor, decoder_q: str):
+    def _code_motion(self, x: torch.Tensor, dpb: dict, mv_y_q_scale, decoder_q: str):
         """Estimate, code and decode the motion of padded ``x`` against ``dpb``.
 
         Returns:
             (mv_y, mv_z, dual-prior result of mv_y, mv_y_hat [N, mv, H/16, W/16]).
         """
-        mv_y = self.mv_encoder(self.optic_flow(x, dpb["ref_frame"])) / curr_mv_y_q
-        mv_z = self.mv_hyper_prior_encoder(mv_y)
+        curr_mv_y_q = self.get_curr_mv_y_q(q_scale_value(mv_y_q_scale, self.mv_y_q_scale, "mv_y_q_scale"))
+        mv_y, mv_z = self.analyse_motion(x, dpb, mv_y_q_scale)
         mv_params = self.mv_hyper_prior_decoder(quantize(mv_z, decoder_q))
         ref_mv_y = self._reference_latent(dpb, "ref_mv_y", mv_y, self.channel_mv)
         mv_q_step, mv_scales, mv_means = self.mv_y_prior_fusion(
@@ -365,8 +365,7 @@ class DCVCHEM(nn.Module):
             "bpp": [N] bits per original pixel}``.
         """
         num_pixels, x, padding, dpb, decoder_q, rate_q = self._training_inputs(frame, dpb, quant)
-        curr_mv_y_q = self.get_curr_mv_y_q(q_scale_value(mv_y_q_scale, self.mv_y_q_scale, "mv_y_q_scale"))
-        _, mv_z, mv_coded, mv_y_hat = self._code_motion(x, dpb, curr_mv_y_q, decoder_q)
+        _, mv_z, mv_coded, mv_y_hat = self._code_motion(x, dpb, mv_y_q_scale, decoder_q)
         mv_hat = self.mv_decoder(mv_y_hat)
         result = {key: value.sum(dim=(1, 2, 3)) / num_pixels
                   for key, value in self._motion_bits(mv_coded, mv_z, rate_q).items()}
@@ -393,13 +392,11 @@ class DCVCHEM(nn.Module):
             next ``dpb`` (padded size).
         """
         num_pixels, x, padding, dpb, decoder_q, rate_q = self._training_inputs(frame, dpb, quant)
-        curr_mv_y_q = self.get_curr_mv_y_q(q_scale_value(mv_y_q_scale, self.mv_y_q_scale, "mv_y_q_scale"))
         curr_y_q = self.get_curr_y_q(q_scale_value(y_q_scale, self.y_q_scale, "y_q_scale"))
 
-        mv_y, mv_z, mv_coded, mv_y_hat = self._code_motion(x, dpb, curr_mv_y_q, decoder_q)
+        mv_y, mv_z, mv_coded, mv_y_hat = self._code_motion(x, dpb, mv_y_q_scale, decoder_q)
         context1, context2, context3, warped = self.motion_compensation(dpb, self.mv_decoder(mv_y_hat))
-        y = self.contextual_encoder(x, context1, context2, context3) / curr_y_q
-        z = self.contextual_hyper_prior_encoder(y)
+        y, z = self.analyse_residual(x, (context1, context2, context3), y_q_scale)
         hierarchical = self.contextual_hyper_prior_decoder(quantize(z, decoder_q))
         temporal = self.temporal_prior_encoder(context3)
         ref_y = self._reference_latent(dpb, "ref_y", y, self.channel_M)

@@ -110,10 +110,9 @@ class DCVCHEMIntra(nn.Module):
         return {"x_hat": x_hat.clamp(0, 1), "x_hat_preclamp": x_hat, "y_hat": y_hat,
                 "scales_r_0": scales_r_0, "scales_r_1": scales_r_1}
 
-    @torch.no_grad()
     def analyse(self, x: torch.Tensor, q_scale=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Latent [N, C, H/16, W/16] (divided by its step) and hyper latent [N, C, H/64, W/64] of
-        a padded frame ``x`` [N, 3, H, W] (what an encoder codes)."""
+        a padded frame ``x`` [N, 3, H, W] (what the training forward and an encoder code)."""
         curr_q = self.get_curr_q(q_scale_value(q_scale, self.q_scale, "q_scale"))
         y = self.enc(x) / curr_q
         return y, self.hyper_enc(y)
@@ -131,8 +130,7 @@ class DCVCHEMIntra(nn.Module):
         x, padding = pad_frame(frame, PAD_MULTIPLE)
         decoder_q = "round" if quant == "round" else "ste"
         curr_q = self.get_curr_q(q_scale_value(q_scale, self.q_scale, "q_scale"))
-        y = self.enc(x) / curr_q
-        z = self.hyper_enc(y)
+        y, z = self.analyse(x, q_scale)
         q_step, scales, means = self.y_prior_fusion(self.hyper_dec(quantize(z, decoder_q))).chunk(3, 1)
         coded = dual_prior_forward(y, means, scales, q_step, self.y_spatial_prior, decoder_q)
         x_hat = self.refine(self.dec(coded["y_hat"] * curr_q))
