@@ -15,9 +15,10 @@ __all__ = ["TrainConfig", "DCVC_HEM_LAMBDAS", "STAGES", "PRECISIONS", "default_l
 #: Rate-distortion lambdas of DCVC-HEM's four rate points (MSE on [0, 1] frames).
 DCVC_HEM_LAMBDAS = (85.0, 170.0, 380.0, 840.0)
 #: What a run trains: the I-frame codec alone, the P-frame codec's motion estimator on synthetic
-#: motion ("flow"), its motion coding with a warping loss ("motion"), the P-frame codec (I-frame
-#: codec frozen), or both codecs.
-STAGES = ("intra", "flow", "motion", "inter", "joint")
+#: motion ("flow"), its motion coding with a warping loss ("motion"), the whole P-frame codec on
+#: pairs of original frames ("residual"), the P-frame codec over GOPs (I-frame codec frozen), or
+#: both codecs.
+STAGES = ("intra", "flow", "motion", "residual", "inter", "joint")
 #: Numeric precision of the training forward pass (see TrainConfig.precision).
 PRECISIONS = ("float32", "bfloat16")
 
@@ -59,8 +60,10 @@ class TrainConfig:
         stage: "intra" (single frames, I-frame codec only), "flow" (the P-frame codec's motion
             estimator alone, supervised by synthetic flow fields applied to real frames; loss:
             end-point error), "motion" (motion estimation and motion coding alone on real frame
-            pairs; loss ``lambda * MSE(warped reference, frame) + motion bpp``), "inter" (I-frame
-            codec frozen) or "joint".
+            pairs; loss ``lambda * MSE(warped reference, frame) + motion bpp``), "residual" (the
+            whole P-frame codec, each frame coded against the original previous frame: the
+            contextual latent learns to carry information without the I-frame codec's errors and
+            without drift), "inter" (GOPs from a decoded I-frame, I-frame codec frozen) or "joint".
         frames: frames per training group (1 I-frame followed by frames-1 P-frames).
         crop: square crop side (pixels) of the training groups.
         batch_size: global batch size (split over data-parallel ranks).

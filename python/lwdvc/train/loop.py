@@ -121,7 +121,8 @@ def _trainable(codec: VideoCodec, stage: str) -> list[torch.nn.Parameter]:
         params = (list(codec.inter.optic_flow.parameters()) if stage == "flow"
                   else codec.inter.motion_parameters())
     else:
-        parts = {"intra": [codec.intra], "inter": [codec.inter], "joint": [codec.intra, codec.inter]}[stage]
+        parts = {"intra": [codec.intra], "residual": [codec.inter], "inter": [codec.inter],
+                 "joint": [codec.intra, codec.inter]}[stage]
         params = [p for part in parts for p in part.parameters()]
     for parameter in params:
         parameter.requires_grad_(True)

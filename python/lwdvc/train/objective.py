@@ -88,6 +88,8 @@ class RDObjective(nn.Module):
             return self._flow(group[:, 0])
         if self.stage == "motion":
             return self._motion(group, rate, lam)
+        if self.stage == "residual":
+            return self._residual(group, rate, lam)
         tally = _RDTally(lam, self.rate_weight)
         frame = group[:, 0]
         if self.stage == "inter":
@@ -110,6 +112,13 @@ class RDObjective(nn.Module):
         epe = endpoint_error(estimate, flow)
         mse = (flow_warp(reference, estimate) - current).square().mean(dim=(1, 2, 3))
         return {"loss": epe.mean(), "bpp": torch.zeros(()), "mse": mse.detach().mean()}
+
+    def _residual(self, group: torch.Tensor, rate: torch.Tensor, lam: torch.Tensor) -> dict[str, torch.Tensor]:
+        tally = _RDTally(lam, self.rate_weight)
+        for t in range(1, group.shape[1]):
+            out = self.codec.code_inter(group[:, t], self.codec.reference_state(group[:, t - 1]), rate)
+            tally.count(out["recon"], group[:, t], out["bpp"])
+        return tally.result()
 
     def _motion(self, group: torch.Tensor, rate: torch.Tensor, lam: torch.Tensor) -> dict[str, torch.Tensor]:
         inter = self.codec.inter
