@@ -124,7 +124,9 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            # fresh copies: the allocator's alignment (a file's tensors sit at arbitrary offsets,
+            # and CPU GEMMs may round differently on unaligned weights) and no tie to the file
+            tensors = {k: f.get_tensor(k).clone() for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as err:
         raise ValueError(f"load: {str(path)!r} is not a valid safetensors file ({err})") from err
     if _LAYOUT_KEY not in metadata:

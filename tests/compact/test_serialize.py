@@ -28,6 +28,10 @@ def test_round_trip_through_dense_template(tmp_path, cls, inputs):
     for (k, a), (k2, b) in zip(small.state_dict().items(), restored.state_dict().items()):
         assert k == k2 and torch.equal(a, b) and a.stride() == b.stride()  # channels-last layout kept
     assert any(a.dim() == 4 and not a.is_contiguous() for a in restored.state_dict().values())
+    # weights in memory of their own, aligned as the allocator aligns (not at a file offset), so
+    # that CPU kernels round alike whatever the file's layout; the file may go away
+    assert all(b.data_ptr() % 64 == 0 for b in restored.state_dict().values() if b.numel())
+    (tmp_path / "small.safetensors").unlink()
     with torch.no_grad():
         torch.testing.assert_close(restored.eval()(*x), small.eval()(*x), rtol=0, atol=0)
     assert not list(tmp_path.glob("*.tmp"))

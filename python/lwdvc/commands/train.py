@@ -24,6 +24,7 @@ _OPTIONS = (
     ("lr_decay_at", float, "fraction of the steps after which the learning rate decays"),
     ("grad_clip", float, "max gradient norm (0: no clipping)"),
     ("rate_warmup", float, "fraction of the steps over which the rate term's weight ramps from 0 to 1"),
+    ("rate_delay", float, "fraction of the steps before that ramp, with the rate term off (1: distortion only)"),
     ("seed", int, "random seed"),
     ("max_side", int, "downscale training videos so their longest side is at most this"),
     ("max_frames", int, "use at most this many frames of each training video"),
@@ -45,6 +46,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="training videos / YUV files / PNG folders, or embedded:clips and embedded:stills "
                         "(photographs of scikit-image moved by a camera path) (default: the embedded clips)")
     parser.add_argument("--lambdas", type=float, nargs="+", help="RD lambda per rate point")
+    parser.add_argument("--train-modules", nargs="+", metavar="NAME",
+                        help="stages residual and inter: train only these submodules of the P-frame codec "
+                        "(e.g. contextual_encoder contextual_decoder recon_generation_net)")
+    parser.add_argument("--fresh-modules", nargs="+", metavar="NAME",
+                        help="submodules of the P-frame codec that start from fresh weights (this --seed's) "
+                        "instead of --init's")
     defaults = TrainConfig()
     for name, kind, text in _OPTIONS:
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None,
@@ -63,6 +70,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         values["lambdas"] = args.lambdas
     if args.data:
         values["data"] = args.data
+    for name in ("train_modules", "fresh_modules"):
+        if getattr(args, name):
+            values[name] = getattr(args, name)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     return TrainConfig(**{k: v for k, v in values.items() if k in known})
 

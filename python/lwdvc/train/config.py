@@ -74,6 +74,15 @@ class TrainConfig:
             from 0 to 1 (0: full weight from the start). Starting with distortion alone makes a
             fresh contextual latent carry information before it is made cheap, instead of
             settling in the state where the P-frame codec sends motion and almost nothing else.
+        rate_delay: fraction of the steps before the warm-up starts, with the rate term's weight
+            at 0 (1.0: distortion alone for the whole run). A fresh contextual latent needs about a
+            thousand distortion-only steps before the decoder uses it on unseen frames; any rate
+            weight before that drives it to zero.
+        train_modules: names of the P-frame codec's submodules to train in the "residual" and
+            "inter" stages (empty: all of them), e.g. the contextual coder alone.
+        fresh_modules: names of P-frame codec submodules that keep this seed's initial weights
+            instead of those of ``init`` (a fresh frame generator of a frame-skip codec starts as
+            a copy of the motion-compensated reference).
         seed: seed of weights, sampling and noise.
         data: training videos (paths); empty = the embedded default training clips; the names
             ``embedded:clips`` and ``embedded:stills`` (photographs moved by a camera path) add those.
@@ -104,6 +113,9 @@ class TrainConfig:
     lr_decay_at: float = 0.8
     grad_clip: float = 1.0
     rate_warmup: float = 0.0
+    rate_delay: float = 0.0
+    train_modules: list[str] = field(default_factory=list)
+    fresh_modules: list[str] = field(default_factory=list)
     seed: int = 0
     data: list[str] = field(default_factory=list)
     max_side: int | None = None
@@ -143,6 +155,13 @@ class TrainConfig:
                               f"lr_decay_at={self.lr_decay_at}")
         if not 0.0 <= float(self.rate_warmup) < 1.0:
             raise ConfigError(f"rate_warmup must be a fraction of the steps in [0, 1), got {self.rate_warmup}")
+        if not 0.0 <= float(self.rate_delay) <= 1.0 - float(self.rate_warmup):
+            raise ConfigError(f"rate_delay must be a fraction of the steps in [0, 1 - rate_warmup], got "
+                              f"{self.rate_delay} (rate_warmup {self.rate_warmup})")
+        self.train_modules = [str(name) for name in self.train_modules]
+        self.fresh_modules = [str(name) for name in self.fresh_modules]
+        if self.train_modules and self.stage not in ("residual", "inter"):
+            raise ConfigError(f"train_modules is for the stages 'residual' and 'inter', not {self.stage!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         self.data = [str(p) for p in self.data]
@@ -168,9 +187,12 @@ class TrainConfig:
         return cls(**values)
 
     def rate_weight(self, step: int) -> float:
-        """Weight of the rate term at ``step`` (0-based): ramps from 0 to 1 over ``rate_warmup``."""
-        ramp = self.rate_warmup * self.steps
-        return 1.0 if ramp <= 0 else min(1.0, step / ramp)
+        """Weight of the rate term at ``step`` (0-based): 0 for the first ``rate_delay`` of the steps,
+        then a ramp from 0 to 1 over ``rate_warmup`` of them."""
+        delay, ramp = self.rate_delay * self.steps, self.rate_warmup * self.steps
+        if step < delay or self.rate_delay >= 1.0:
+            return 0.0
+        return 1.0 if ramp <= 0 else min(1.0, (step - delay) / ramp)
 
     def lr_factor(self, step: int) -> float:
         """Learning-rate multiplier at ``step`` (0-based)."""

@@ -16,6 +16,8 @@ and leave the last good checkpoint in place: a checkpoint is only written with f
 """
 from __future__ import annotations
 
+import copy
+
 import json
 import os
 import random
@@ -113,10 +115,22 @@ def _read_source(source: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     return checkpoint_codec(payload), payload["model"]
 
 
-def _trainable(codec: VideoCodec, stage: str) -> list[torch.nn.Parameter]:
+def _p_frame_modules(codec: VideoCodec, names: list[str], option: str) -> list[torch.nn.Module]:
+    """The P-frame codec's submodules called ``names`` (ConfigError naming an unknown one)."""
+    children = dict(codec.inter.named_children())
+    unknown = [name for name in names if name not in children]
+    if unknown:
+        raise ConfigError(f"the {codec.family} P-frame codec has no module {', '.join(map(repr, unknown))} "
+                          f"({option} takes: {', '.join(children)})")
+    return [children[name] for name in names]
+
+
+def _trainable(codec: VideoCodec, stage: str, modules: list[str] = ()) -> list[torch.nn.Parameter]:
     for parameter in codec.parameters():
         parameter.requires_grad_(False)
-    if stage in ("flow", "motion"):
+    if modules:
+        params = [p for module in _p_frame_modules(codec, modules, "train_modules") for p in module.parameters()]
+    elif stage in ("flow", "motion"):
         check_motion_stage(codec, stage)
         params = (list(codec.inter.optic_flow.parameters()) if stage == "flow"
                   else codec.inter.motion_parameters())
@@ -132,9 +146,13 @@ def _trainable(codec: VideoCodec, stage: str) -> list[torch.nn.Parameter]:
 def _build_state(config: TrainConfig, ctx: DistContext):
     _seed_everything(config.seed)  # identical initial weights on every rank
     codec = VideoCodec.from_config(config.codec_config())
+    fresh = {name: copy.deepcopy(module.state_dict()) for name, module in
+             zip(config.fresh_modules, _p_frame_modules(codec, config.fresh_modules, "fresh_modules"))}
     if config.init:
         load_init_weights(codec, config.init)
-    params = _trainable(codec, config.stage)
+    for name, state in fresh.items():  # back to this seed's initial weights
+        getattr(codec.inter, name).load_state_dict(state)
+    params = _trainable(codec, config.stage, config.train_modules)
     optimizer = torch.optim.Adam(params, lr=config.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, config.lr_factor)
     return codec, optimizer, scheduler
