@@ -17,7 +17,6 @@ and leave the last good checkpoint in place: a checkpoint is only written with f
 from __future__ import annotations
 
 import copy
-
 import json
 import os
 import random
