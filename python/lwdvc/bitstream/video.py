@@ -84,13 +84,13 @@ def check_settings(codec, rate: int, gop: int) -> None:
         raise BadArgumentError(f"--gop must be >= 1, got {gop}")
 
 
-@torch.no_grad()
 def padded_size(height: int, width: int) -> tuple[int, int]:
     """The coded (padded) size of frames of ``height`` x ``width``: multiples of 64."""
     _, right, _, bottom = padding_for(height, width)
     return height + bottom, width + right
 
 
+@torch.no_grad()
 def encode_video(codec, sequence, path: str | os.PathLike, *, rate: int, gop: int, frames: int | None = None,
                  model: str = "", progress: Callable[[int], None] | None = None,
                  keep_recon: bool = False) -> dict[str, Any]:

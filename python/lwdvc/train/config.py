@@ -190,7 +190,7 @@ class TrainConfig:
         """Weight of the rate term at ``step`` (0-based): 0 for the first ``rate_delay`` of the steps,
         then a ramp from 0 to 1 over ``rate_warmup`` of them."""
         delay, ramp = self.rate_delay * self.steps, self.rate_warmup * self.steps
-        if step < delay or self.rate_delay >= 1.0:
+        if step < delay:
             return 0.0
         return 1.0 if ramp <= 0 else min(1.0, (step - delay) / ramp)
 
