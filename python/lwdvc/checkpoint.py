@@ -24,6 +24,7 @@ import json
 import os
 import random
 import re
+import shutil
 import tempfile
 import time
 from typing import Any
@@ -33,8 +34,8 @@ import torch
 
 from lwdvc.errors import InputFileError
 
-__all__ = ["FORMAT", "VERSION", "CheckpointError", "save_atomic", "write_text_atomic", "remove_stale_temp_files",
-           "load_checkpoint",
+__all__ = ["FORMAT", "VERSION", "CheckpointError", "save_atomic", "copy_atomic", "write_text_atomic",
+           "remove_stale_temp_files", "load_checkpoint",
            "rng_state", "set_rng_state", "checkpoint_codec", "check_codec_matches"]
 
 FORMAT = "lwdvc-train-checkpoint"
@@ -106,6 +107,15 @@ def save_atomic(payload: dict[str, Any], path: str | os.PathLike) -> str:
     path = _replace_atomically(os.fspath(path), lambda file: torch.save(payload, file), ".pt", "wb")
     remove_stale_temp_files(os.path.dirname(os.path.abspath(path)))
     return path
+
+
+def copy_atomic(source: str | os.PathLike, target: str | os.PathLike) -> str:
+    """Copy the file ``source`` to ``target`` atomically (temporary file, fsync, ``os.replace``)."""
+    def copy(file) -> None:
+        with open(source, "rb") as original:
+            shutil.copyfileobj(original, file)
+
+    return _replace_atomically(os.fspath(target), copy, ".pt", "wb")
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> str:

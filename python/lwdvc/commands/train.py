@@ -29,6 +29,7 @@ _OPTIONS = (
     ("max_side", int, "downscale training videos so their longest side is at most this"),
     ("max_frames", int, "use at most this many frames of each training video"),
     ("checkpoint_every", int, "steps between checkpoints"),
+    ("keep_every", int, "also keep the checkpoint of every this many steps as checkpoint_step<N>.pt (0: none)"),
     ("log_every", int, "steps between loss-history records"),
     ("threads", int, "torch CPU threads per process (0: torch default)"),
     ("init", str, "start from the model weights of a checkpoint or pretrained:<name>"),

@@ -88,6 +88,9 @@ class TrainConfig:
             ``embedded:clips`` and ``embedded:stills`` (photographs moved by a camera path) add those.
         max_side, max_frames: downscaling / frame limit of the training videos.
         checkpoint_every: steps between checkpoints (the last step always writes one).
+        keep_every: every this many steps (a multiple of ``checkpoint_every``), the checkpoint is
+            also kept as ``checkpoint_step<step>.pt``, so that a run whose quality peaks before
+            its end can be stopped at its best step afterwards (0: keep only the last one).
         log_every: steps between history records.
         threads: torch CPU threads per process (0 = leave torch's default).
         precision: "float32", or "bfloat16" to run the forward pass under bfloat16 autocast
@@ -121,6 +124,7 @@ class TrainConfig:
     max_side: int | None = None
     max_frames: int | None = None
     checkpoint_every: int = 100
+    keep_every: int = 0
     log_every: int = 10
     threads: int = 0
     init: str | None = None
@@ -148,6 +152,9 @@ class TrainConfig:
         for name in ("crop", "batch_size", "steps", "checkpoint_every", "log_every"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.keep_every < 0 or self.keep_every % self.checkpoint_every:
+            raise ConfigError(f"keep_every must be 0 or a multiple of checkpoint_every ({self.checkpoint_every}), "
+                              f"got {self.keep_every}")
         if self.crop % 16:
             raise ConfigError(f"crop must be a multiple of 16 (motion estimation), got {self.crop}")
         if not self.lr > 0 or not 0 < self.lr_decay_at <= 1 or not self.lr_decay > 0:

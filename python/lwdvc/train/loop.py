@@ -2,7 +2,8 @@
 
 ``train(config, out_dir)`` trains a :class:`~lwdvc.models.video_codec.VideoCodec` and keeps one
 checkpoint, ``<out_dir>/checkpoint.pt``, written atomically every ``checkpoint_every`` steps and
-at the end. A folder that already holds one is refused unless the run resumes it or
+at the end (and, with ``keep_every``, a copy of it every ``keep_every`` steps as
+``checkpoint_step<step>.pt``). A folder that already holds one is refused unless the run resumes it or
 ``overwrite=True`` replaces it. ``resume=True`` continues from it and reproduces the uninterrupted run: the model,
 optimiser, scheduler, every rank's torch/numpy/python RNG state and the sampler position (a
 function of the step) are restored; settings that differ from the checkpoint's (lr, seed, crop...)
@@ -34,6 +35,7 @@ from lwdvc.checkpoint import (
     CheckpointError,
     check_codec_matches,
     checkpoint_codec,
+    copy_atomic,
     load_checkpoint,
     rng_state,
     save_atomic,
@@ -176,6 +178,12 @@ def _save(path: str, config: TrainConfig, codec: VideoCodec, optimizer, schedule
     ctx.barrier()
 
 
+def snapshot_path(path: str, step: int) -> str:
+    """Where the copy of checkpoint ``path`` at ``step`` is kept (``checkpoint_step<step>.pt``)."""
+    root, ext = os.path.splitext(path)
+    return f"{root}_step{step:06d}{ext}"
+
+
 def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
           progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Train (or continue training) a codec.
@@ -300,6 +308,8 @@ def _train(config: TrainConfig, out_dir: str, resume: bool, progress: bool,
                 _diverged(bar, "model weights", float("nan"), step - 1, path, last_saved, detail=what)
             _save(path, config, codec, optimizer, scheduler, step, sampler, history, ctx)
             last_saved = step
+            if config.keep_every and step % config.keep_every == 0 and ctx.is_main:
+                copy_atomic(path, snapshot_path(path, step))
     bar.close()
     return {"step": step, "checkpoint": path, "history": history, "codec": codec}
 
