@@ -72,3 +72,20 @@ def test_bad_encode_settings_give_one_line(tiny_checkpoint, tmp_path, capsys):
     _fails(capsys, ["encode", video, "-o", str(tmp_path / "x.lwdv"), "--model", tiny_checkpoint, "--rate", "9"],
            "--rate 9")
     assert not (tmp_path / "x.lwdv").exists()
+
+
+def test_optimised_encode_decodes_with_the_networks_its_file_names(tiny_checkpoint, encoded, tmp_path, capsys):
+    video = write_yuv(tmp_path / "clip_50x34.yuv", 50, 34, frames=3)
+    path = str(tmp_path / "fast.lwdv")
+    assert main(["encode", video, "-o", path, "--model", tiny_checkpoint, "--rate", "1", "--gop", "3",
+                 "--optimize", "bf16", "--no-progress"]) == 0
+    assert main(["decode", path, "-o", str(tmp_path / "auto"), "--no-progress"]) == 0
+    assert main(["decode", path, "-o", str(tmp_path / "named"), "--optimize", "bf16", "--no-progress"]) == 0
+    frames = list_png_frames(tmp_path / "auto")
+    assert len(frames) == 3
+    assert all(torch.equal(read_png(a), read_png(b)) for a, b in zip(frames, list_png_frames(tmp_path / "named")))
+    _fails(capsys, ["decode", path, "-o", str(tmp_path / "a.y4m"), "--optimize", "fp32"],
+           "optimised in bf16 (--optimize bf16)", "not optimised in fp32")
+    _fails(capsys, ["decode", encoded, "-o", str(tmp_path / "a.y4m"), "--optimize", "bf16"],
+           "as trained (no --optimize)")
+    assert not (tmp_path / "a.y4m").exists()

@@ -3,7 +3,10 @@
 The frames are padded like evaluation pads them (replicate, to multiples of 64), coded in
 low-delay order (an I-frame every ``gop`` frames, P-frames between) at one rate point, and
 cropped back to the original size after decoding. The header names the model and carries its
-fingerprint (SHA-256 of its parameters), so a file is only decoded by the model that wrote it.
+fingerprint (SHA-256 of its parameters), so a file is only decoded by the model that wrote it,
+and says whether the P-frame decoder networks ran optimised (``"optimize": "fp32"`` / ``"bf16"``,
+:func:`lwdvc.eval.optimize_codec`; null: as trained): the encoder reconstructs every reference
+with the decoder's networks, so a file decodes only with the same ones.
 """
 from __future__ import annotations
 
@@ -23,8 +26,8 @@ from lwdvc.bitstream.symbols import BitstreamError
 from lwdvc.errors import BadArgumentError
 from lwdvc.models.frames import padding_for
 
-__all__ = ["FORMAT_NAME", "FRAME_CODERS", "check_model", "check_settings", "decode_video", "deterministic_kernels",
-           "encode_video", "frame_coder", "model_fingerprint", "padded_size"]
+__all__ = ["FORMAT_NAME", "FRAME_CODERS", "check_model", "check_settings", "decode_video", "decoder_optimization",
+           "deterministic_kernels", "encode_video", "frame_coder", "model_fingerprint", "padded_size"]
 
 FORMAT_NAME = "lwdvc-video"
 
@@ -119,8 +122,8 @@ def encode_video(codec, sequence, path: str | os.PathLike, *, rate: int, gop: in
                                f"got {tuple(sequence[0].shape[-2:])}")
     coder = frame_coder(codec)
     header = {"format": FORMAT_NAME, "family": codec.family, "codec": dict(codec.config), "model": model,
-              "model_sha256": model_fingerprint(codec), "height": height, "width": width, "frames": count,
-              "rate": int(rate), "gop": int(gop)}
+              "model_sha256": model_fingerprint(codec), "optimize": decoder_optimization(codec),
+              "height": height, "width": width, "frames": count, "rate": int(rate), "gop": int(gop)}
     was_training = codec.training
     codec.eval()
     per_frame: dict[str, list] = {"type": [], "bits": []}
@@ -150,8 +153,19 @@ def encode_video(codec, sequence, path: str | os.PathLike, *, rate: int, gop: in
             "per_frame": per_frame, "recon": recon_frames}
 
 
+def decoder_optimization(codec) -> str | None:
+    """How ``codec``'s P-frame decoder networks run: "fp32" / "bf16" when optimised, None as trained."""
+    return getattr(codec, "optimized_decoder", None)
+
+
+def _decoder_name(optimization: str | None) -> str:
+    return "as trained (no --optimize)" if optimization is None else f"optimised in {optimization} (--optimize " \
+        f"{optimization})"
+
+
 def check_model(header: dict[str, Any], codec, path: str) -> None:
-    """Raise BitstreamError unless ``codec`` is the model that wrote the file."""
+    """Raise BitstreamError unless ``codec`` is the model that wrote the file, with the same decoder
+    networks (optimised in the same dtype, or not at all)."""
     if header.get("format") != FORMAT_NAME:
         raise BitstreamError(f"{path} holds {header.get('format')!r}, not an {FORMAT_NAME} stream")
     fingerprint = model_fingerprint(codec)
@@ -159,6 +173,11 @@ def check_model(header: dict[str, Any], codec, path: str) -> None:
         raise BitstreamError(f"{path} was encoded with another model ({header.get('model') or 'unnamed'}, "
                              f"fingerprint {str(header.get('model_sha256'))[:12]}); the given model's is "
                              f"{fingerprint[:12]}")
+    written, given = header.get("optimize"), decoder_optimization(codec)
+    if written != given:
+        raise BitstreamError(f"{path} was encoded with the P-frame decoder {_decoder_name(written)}; it decodes only "
+                             f"with the same networks, not {_decoder_name(given)} (the references would differ "
+                             "from the encoder's)")
 
 
 @torch.no_grad()

@@ -18,6 +18,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=int, default=0, help="rate-point index (default 0, the lowest rate)")
     parser.add_argument("--gop", type=int, default=32, help="intra period (default 32)")
     parser.add_argument("--frames", type=int, help="code at most this many frames (default: all)")
+    parser.add_argument("--optimize", choices=("fp32", "bf16"),
+                        help="run the P-frame decoder networks optimised by lwdvc_kernels.optimize in this dtype "
+                             "(recorded in the file: its decoder then runs the same ones)")
     add_frame_size_options(parser)
     add_threads_option(parser)
     parser.add_argument("--no-progress", action="store_true")
@@ -32,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
 
     set_threads(args)
     codec = load_codec(args.model)
+    if args.optimize:
+        from lwdvc.eval import DTYPES, optimize_codec
+
+        codec = optimize_codec(codec, DTYPES[args.optimize])
     check_settings(codec, args.rate, args.gop)
     args.video = [args.input] if args.input else []
     sequence = test_sequences(args, max_frames=args.frames)[0]

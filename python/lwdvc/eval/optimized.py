@@ -36,7 +36,9 @@ def optimize_codec(codec, dtype: torch.dtype = torch.float32, example_size: tupl
         device: where the optimised modules run.
 
     Returns:
-        The optimised copy (eval mode, no gradients).
+        The optimised copy (eval mode, no gradients); its ``optimized_decoder`` attribute names the
+        compute dtype ("fp32" or "bf16"), which ``.lwdv`` files record (an encoder and its decoder
+        must run the same decoder networks to stay in sync).
 
     Raises:
         TypeError: ``codec.inter`` has no decoder_modules()/decoder_example_inputs().
@@ -52,6 +54,7 @@ def optimize_codec(codec, dtype: torch.dtype = torch.float32, example_size: tupl
     examples = fast.inter.decoder_example_inputs(*example_size)
     for name, module in fast.inter.decoder_modules().items():
         route_forward(module, lwdvc_kernels.optimize(module, examples[name], device=device, dtype=dtype))
+    fast.optimized_decoder = {value: key for key, value in DTYPES.items()}.get(dtype, str(dtype))
     return fast
 
 
