@@ -159,8 +159,9 @@ def decoder_optimization(codec) -> str | None:
 
 
 def _decoder_name(optimization: str | None) -> str:
-    return "as trained (no --optimize)" if optimization is None else f"optimised in {optimization} (--optimize " \
-        f"{optimization})"
+    if optimization is None:
+        return "as trained (no --optimize)"
+    return f"optimised in {optimization} (--optimize {optimization})"
 
 
 def check_model(header: dict[str, Any], codec, path: str) -> None:
