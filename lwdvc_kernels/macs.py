@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.utils.flop_counter import FlopCounterMode
 
 __all__ = ["count_macs", "count_macs_of_call", "grid_sample_macs", "deform_conv2d_macs"]
@@ -113,8 +114,12 @@ def count_macs(
     if not isinstance(module, nn.Module):
         raise TypeError(f"count_macs expects an nn.Module, got {type(module).__name__}")
     counter = FlopCounterMode(display=False, custom_mapping=_custom_mapping())
-    with torch.no_grad(), counter:
-        module(*inputs, **kwargs)
+    with torch.no_grad(), parametrize.cached():
+        for owner in module.modules():  # parametrized weights computed (and cached) outside the
+            for name in getattr(owner, "parametrizations", {}):  # counter: its module tracker
+                getattr(owner, name)  # cannot follow parametrization calls
+        with counter:
+            module(*inputs, **kwargs)
     if not by_module:
         return counter.get_total_flops() // 2
     totals: dict[str, int] = {}

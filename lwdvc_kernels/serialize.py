@@ -94,8 +94,8 @@ def save(model: nn.Module, path: str | os.PathLike) -> None:
 
     from lwdvc_kernels.masking import has_masks
 
-    if has_masks(model) or any(hasattr(m, "parametrizations") for m in model.modules()):
-        raise ValueError("save: the model still has parametrizations; compact it (or detach_masks) first")
+    if has_masks(model):  # a layer's own parametrizations (weight norm...) are stored as they are
+        raise ValueError("save: the model still has mask parametrizations; compact it (or detach_masks) first")
     layout = layout_of(model)
     tensors = {}
     for qualname, module in model.named_modules():

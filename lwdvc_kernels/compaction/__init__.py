@@ -1,6 +1,8 @@
 """Channel-group analysis and compaction of pruned models.
 
-Files: ``trace`` (execution tracer), ``graph`` (channel elements and coupling),
+Files: ``trace`` (execution tracer), ``graph`` (channel elements and coupling), ``derived``
+(tensors computed in forward from stored ones), ``stored_records`` (their records moved onto
+the stored tensors),
 ``function_rules`` / ``module_rules`` / ``engine_rules`` / ``layer_rules`` (per-op and per-layer
 handlers), ``groups`` (groups, members, MAC accounting), ``slicing`` (masking and slicing of
 tensors), ``verify`` (masked vs compacted check), ``compactor`` (public entry points).

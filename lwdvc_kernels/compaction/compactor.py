@@ -164,8 +164,9 @@ def compact(
     changed, and the returned module's buffers (sliced) and train/eval flags are ``model``'s.
 
     Returns:
-        A new module: smaller weights, biases, norms, GDN parameters; no parametrizations
-        (and the final keep-masks when ``return_masks``).
+        A new module: smaller weights, biases, norms, GDN parameters; no mask parametrizations
+        (a layer's own parametrizations, e.g. weight norm, stay, on sliced stored tensors), and
+        the final keep-masks when ``return_masks``.
     """
     if example_inputs is None:
         raise ValueError("compact needs example_inputs to trace the model (small sizes suffice)")

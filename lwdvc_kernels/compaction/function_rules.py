@@ -164,7 +164,7 @@ def _binary(tr, func, args, kwargs, out, kind: str) -> None:
     channels = result.shape[cd]
     ref: list[int] | None = None
     zeros: list[list[bool]] = []
-    params: list[tuple[str, int]] = []
+    params: list[tuple[tuple[str, str], int]] = []
     fix_reason = None
     for o in operands:
         if not isinstance(o, torch.Tensor):
@@ -184,8 +184,9 @@ def _binary(tr, func, args, kwargs, out, kind: str) -> None:
                 g.fix(v.labels, "channel map broadcast over channels")
                 zeros.append([False] * channels)
         elif size == channels and channels > 1:
-            if v is not None and v.param is not None and kind in ("sum", "prod", "div"):
-                params.append((v.param, j))
+            key = _stored_or_computed(tr, o, v)
+            if key is not None and kind in ("sum", "prod", "div"):
+                params.append((key, j))
                 zeros.append([kind == "sum"] * channels)
             else:
                 fix_reason = "per-channel constant computed in forward"
@@ -196,9 +197,12 @@ def _binary(tr, func, args, kwargs, out, kind: str) -> None:
     assert ref is not None
     if fix_reason:
         g.fix(ref, fix_reason)
-    for name, dim in params:
-        owner, attr = layer_rules.split_param(name)
-        g.record(owner, attr, dim, "producer" if kind == "sum" else "passive", ref)
+    for (owner, attr), dim in params:
+        if kind == "sum":
+            if not g.record(owner, attr, dim, "producer", ref, True):
+                zeros = [[False] * channels]  # an added tensor that masking does not zero
+        else:
+            g.record(owner, attr, dim, "passive", ref)
     if kind == "sum":
         zero = [all(z) for z in zip(*zeros)]
     elif kind == "prod":
@@ -208,6 +212,15 @@ def _binary(tr, func, args, kwargs, out, kind: str) -> None:
     else:  # pow with a tensor exponent
         zero = [False] * channels
     tr.set(result, Val(cd, ref, zero))
+
+
+def _stored_or_computed(tr, t: torch.Tensor, v: Val | None) -> tuple[str, str] | None:
+    """(owner, attr) of a parameter, or the key of a tensor computed from parameters, or None."""
+    if v is None:
+        return None
+    if v.param is not None:
+        return layer_rules.split_param(v.param)
+    return tr.computed_key(t) if v.derived is not None else None
 
 
 def spatial_val(tr, x: torch.Tensor) -> Val:
@@ -324,7 +337,7 @@ def _deform_conv(tr, func, args, kwargs, out) -> None:
             tr.g.fix(tr.val(t).labels, "deformable-conv offsets/mask are never pruned")
     w = layer_rules.param_ref(tr, weight, "weight")
     b = None
-    if bias is not None and tr.val(bias) is not None and tr.val(bias).param is not None:
+    if bias is not None and _stored_or_computed(tr, bias, tr.val(bias)) is not None:
         b = layer_rules.param_ref(tr, bias, "bias")
     elif bias is not None and bool((bias != 0).any()):
         raise UnsupportedOpError(f"{tr.g.node}: deform_conv2d bias is not a model parameter")

@@ -18,7 +18,9 @@ and anything whose channel layout the rules do not follow (its channels were fix
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -43,6 +45,8 @@ class Val:
         zero: per channel, True when it is exactly zero whenever its unit is pruned.
         param: qualified name when the tensor is a parameter/buffer of the traced model.
         const: True when the value does not depend on the module's inputs.
+        derived: for a value computed from stored tensors only, how
+            (:class:`lwdvc_kernels.compaction.derived.Derived`), else None.
     """
 
     cdim: int | None = None
@@ -50,6 +54,7 @@ class Val:
     zero: list[bool] = field(default_factory=list)
     param: str | None = None
     const: bool = False
+    derived: Any = None
 
 
 @dataclass
@@ -88,6 +93,11 @@ class ChannelGraph:
         self.records: list[Record] = []
         self.terms: list[MacTerm] = []
         self.node = "<input>"
+        #: weight-norm repairs of sliced stored tensors (``derived.NormRescale``)
+        self.rescales: list[Any] = []
+        #: ``resolver(record, allow_unmaskable) -> (records, maskable)`` maps a record of a tensor
+        #: computed in forward onto the stored tensors it comes from (set by the tracer)
+        self.resolver: Callable[[Record, bool], tuple[list[Record], bool]] | None = None
 
     # -- elements -------------------------------------------------------------------------
     def new(self, count: int, fixed_reason: str | None = None) -> list[int]:
@@ -152,8 +162,21 @@ class ChannelGraph:
         size = t.shape[dim]
         return self.new(size, f"{self.node}: untracked channels"), [False] * size
 
-    def record(self, module: str, tensor: str, dim: int, role: str, labels: list[int]) -> None:
-        self.records.append(Record(module, tensor, dim, role, list(labels), self.node))
+    def record(self, module: str, tensor: str, dim: int, role: str, labels: list[int],
+               allow_unmaskable: bool = False) -> bool:
+        """Record that positions of ``module.tensor`` along ``dim`` are the channels ``labels``.
+
+        A tensor computed in forward is recorded on the stored tensors it comes from. Returns
+        whether a producer is exactly zero when its group's mask zeroes its stored tensors; a
+        producer that is not fixes its channels unless ``allow_unmaskable`` (the caller then
+        clears the channels' ``zero`` flags itself)."""
+        rec = Record(module, tensor, dim, role, list(labels), self.node)
+        if self.resolver is None:
+            self.records.append(rec)
+            return True
+        records, maskable = self.resolver(rec, allow_unmaskable)
+        self.records.extend(records)
+        return maskable
 
     def term(self, scale: int, factors: list[list[int]], divisor: int = 1) -> None:
         self.terms.append(MacTerm(int(scale), [list(f) for f in factors], int(divisor), self.node))

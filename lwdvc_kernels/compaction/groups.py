@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from lwdvc_kernels.compaction.graph import ChannelGraph
+from lwdvc_kernels.compaction.stored_records import layer_of
 
 __all__ = ["Member", "ChannelGroup", "ChannelAnalysis", "build_analysis"]
 
@@ -90,6 +91,8 @@ class ChannelAnalysis:
         self.dense_macs = self.macs({})
         #: the ``{module type: handler}`` the trace used (registered plus per-call ones)
         self.handlers: dict | None = None
+        #: weight-norm repairs applied after slicing (``derived.NormRescale``)
+        self.rescales: list = []
 
     def __getitem__(self, name: str) -> ChannelGroup:
         return self._by_name[name]
@@ -245,10 +248,13 @@ def build_analysis(graph: ChannelGraph) -> ChannelAnalysis:
                     parts.setdefault(hit[0], []).append(hit[1])
             factors.append(_Factor(fixed_count, [(gi, torch.tensor(u)) for gi, u in parts.items()]))
         terms.append((term.scale, factors, term.divisor))
-    return ChannelAnalysis(groups, terms)
+    analysis = ChannelAnalysis(groups, terms)
+    analysis.rescales = list(graph.rescales)
+    return analysis
 
 
 def _unique_name(module: str, tensor: str, taken: list[str]) -> str:
+    module, tensor = layer_of(module, tensor)
     name = module or tensor
     if name not in taken:
         return name

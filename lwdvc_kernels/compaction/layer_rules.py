@@ -29,18 +29,22 @@ def split_param(qualname: str) -> tuple[str, str]:
 
 
 def param_ref(tr, t: torch.Tensor | None, role: str) -> tuple[str, str] | None:
-    """(owner, attr) of a parameter used as a layer's weight/bias; raises for computed tensors."""
+    """(owner, attr) of a tensor used as a layer's weight/bias: a parameter, or a tensor computed
+    in forward from parameters (its records move onto them); raises for anything else."""
     if t is None:
         return None
     v = tr.val(t)
-    if v is None or v.param is None:
+    if v is not None and v.param is not None:
+        return split_param(v.param)
+    key = tr.computed_key(t)
+    if key is None:
         raise UnsupportedOpError(
-            f"{tr.g.node}: the {role} of this op is computed in forward, not a parameter of the "
-            f"model (inside module {tr.where()!r}); describe that module with a handler: "
+            f"{tr.g.node}: the {role} of this op is computed in forward from the module's inputs, "
+            f"not from its parameters (inside module {tr.where()!r}); describe that module with a handler: "
             "channel_groups/compact(..., handlers={ItsType: handler}) or "
             "lwdvc_kernels.compaction.register_module_handler (docs/ADDING_A_LAYER.md)"
         )
-    return split_param(v.param)
+    return key
 
 
 def _union_blocks(tr, labels: list[int], blocks: int) -> None:
@@ -91,10 +95,7 @@ def conv_rule(
     if groups > 1 and per_group_in == 1:
         multiplier = c_out // groups
         out_labels = [in_labels[o // multiplier] for o in range(c_out)]
-        if transposed:
-            g.record(owner, attr, 0, "producer", in_labels)
-        else:
-            g.record(owner, attr, 0, "producer", out_labels)
+        maskable = g.record(owner, attr, 0, "producer", in_labels if transposed else out_labels, True)
         for extra in weight_like:
             g.record(owner, extra, 0, "passive", in_labels if transposed else out_labels)
         g.term(scale, [out_labels])
@@ -109,7 +110,7 @@ def conv_rule(
             _union_blocks(tr, out_labels, groups)
         out_w = out_labels[: weight_shape[w_out_dim]]
         in_w = in_labels[: weight_shape[w_in_dim]]
-        g.record(owner, attr, w_out_dim, "producer", out_w)
+        maskable = g.record(owner, attr, w_out_dim, "producer", out_w, True)
         g.record(owner, attr, w_in_dim, "consumer", in_w)
         for extra in weight_like:
             g.record(owner, extra, w_out_dim, "passive", out_w)
@@ -118,8 +119,8 @@ def conv_rule(
         if sampling_taps:
             g.term(batch * math.prod(out.shape[2:]) * ksize * sampling_taps, [in_labels])
     if bias is not None:
-        g.record(bias[0], bias[1], 0, "producer", out_labels)
-    return Val(1, out_labels, [True] * c_out)
+        maskable = g.record(bias[0], bias[1], 0, "producer", out_labels, True) and maskable
+    return Val(1, out_labels, [maskable] * c_out)
 
 
 def linear_rule(
@@ -130,10 +131,10 @@ def linear_rule(
     in_labels, in_zero = g.along(tr.val(x), x, x.dim() - 1)
     g.require_zero(in_labels, in_zero, "linear layer")
     out_labels = g.new(out.shape[-1])
-    g.record(weight[0], weight[1], 0, "producer", out_labels)
+    maskable = g.record(weight[0], weight[1], 0, "producer", out_labels, True)
     g.record(weight[0], weight[1], 1, "consumer", in_labels)
     if bias is not None:
-        g.record(bias[0], bias[1], 0, "producer", out_labels)
+        maskable = g.record(bias[0], bias[1], 0, "producer", out_labels, True) and maskable
     rows = x.numel() // max(1, x.shape[-1])
     g.term(rows, [out_labels, in_labels])
-    return Val(out.dim() - 1, out_labels, [True] * len(out_labels))
+    return Val(out.dim() - 1, out_labels, [maskable] * len(out_labels))

@@ -6,6 +6,7 @@ from torch import nn
 
 from lwdvc_kernels.compaction.groups import ChannelAnalysis
 from lwdvc_kernels.compaction.module_rules import finalize_module
+from lwdvc_kernels.compaction.stored_records import layer_of
 
 __all__ = ["zero_pruned", "slice_pruned", "unit_importance", "get_tensor", "set_tensor"]
 
@@ -60,16 +61,45 @@ def slice_pruned(model: nn.Module, analysis: ChannelAnalysis, masks: dict[str, t
     per_tensor: dict[tuple[str, str], dict[int, torch.Tensor]] = {}
     for (module, tensor, dim), keep in _keep_per_key(model, analysis, masks).items():
         per_tensor.setdefault((module, tensor), {})[dim] = keep.nonzero().flatten()
+    norms = {id(r): _norm_except(get_tensor(model, *split_name(r.v)), r.dim) for r in analysis.rescales}
     kept_by_owner: dict[str, dict[tuple[str, int], torch.Tensor]] = {}
     for (module, tensor), dims in per_tensor.items():
         t = get_tensor(model, module, tensor)
         new = t
         for dim, index in dims.items():
             new = new.index_select(dim, index.to(t.device))
-            kept_by_owner.setdefault(module, {})[(tensor, dim)] = index
+            layer, attr = layer_of(module, tensor)
+            kept_by_owner.setdefault(layer, {})[(attr, dim)] = index
         set_tensor(model, module, tensor, new)
+    for r in analysis.rescales:
+        _rescale(model, r, per_tensor, norms[id(r)])
     for module, kept in kept_by_owner.items():
         finalize_module(model.get_submodule(module) if module else model, kept, analysis.handlers)
+
+
+def split_name(qualname: str) -> tuple[str, str]:
+    """``'a.b.weight'`` -> ``('a.b', 'weight')``."""
+    owner, _, attr = qualname.rpartition(".")
+    return owner, attr
+
+
+def _norm_except(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """L2 norm over every dim but ``dim`` (keepdim), in float64."""
+    return torch.linalg.vector_norm(t.detach().double(), 2, dim=[k for k in range(t.dim()) if k != dim], keepdim=True)
+
+
+def _rescale(model: nn.Module, r, per_tensor, full_norm: torch.Tensor) -> None:
+    """Weight-norm repair: ``g *= ||v_kept|| / ||v||`` along ``r.dim``, so ``g * v / ||v||``
+    keeps its values on the kept positions after ``v`` lost some of its other positions."""
+    v_owner, v_attr = split_name(r.v)
+    index = per_tensor.get((v_owner, v_attr), {}).get(r.dim)
+    if index is not None:
+        full_norm = full_norm.index_select(r.dim, index.to(full_norm.device))
+    v = get_tensor(model, v_owner, v_attr)
+    g_owner, g_attr = split_name(r.g)
+    g = get_tensor(model, g_owner, g_attr)
+    ratio = (_norm_except(v, r.dim) / full_norm).to(g.dtype)
+    set_tensor(model, g_owner, g_attr, g * ratio.reshape(g.shape))
 
 
 def _norm_sq_per_position(t: torch.Tensor, dim: int) -> torch.Tensor:

@@ -34,7 +34,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.overrides import TorchFunctionMode
 
-from lwdvc_kernels.compaction.graph import ChannelGraph, UnsupportedOpError, Val
+from lwdvc_kernels.compaction import derived as derivation
+from lwdvc_kernels.compaction.graph import ChannelGraph, Record, UnsupportedOpError, Val
+from lwdvc_kernels.compaction.stored_records import DERIVED_OWNER, records_on_stored
 
 __all__ = ["Tracer", "VALUE_READS", "iter_tensors", "func_name", "normalize_inputs", "preserved_state", "module_modes",
            "restore_modes"]
@@ -45,6 +47,13 @@ __all__ = ["Tracer", "VALUE_READS", "iter_tensors", "func_name", "normalize_inpu
 #: ``torch.tensor(...)``, a Python number) would look like a constant to the analysis.
 VALUE_READS = frozenset({"numpy", "tolist", "item", "__array__", "__float__", "__int__", "__index__",
                          "__complex__", "__bool__"})
+
+
+def _masks_only(parametrizations) -> bool:
+    """True when every parametrization in the list is a channel mask (``MaskedWeight``)."""
+    from lwdvc_kernels.masking import MaskedWeight
+
+    return all(isinstance(p, MaskedWeight) for p in parametrizations)
 
 
 def module_modes(model: nn.Module) -> dict[str, bool]:
@@ -126,6 +135,12 @@ class Tracer(TorchFunctionMode):
         self.vals: dict[int, Val] = {}
         self._alive: list[torch.Tensor] = []
         self.params: dict[int, str] = {}
+        #: ``{qualified name: tensor}`` of every parameter and buffer
+        self.stored: dict[str, torch.Tensor] = {}
+        #: weights of functional ops computed in forward, by the key their records carry
+        self.computed: dict[str, derivation.Derived] = {}
+        self._stored_derived: dict[int, derivation.Derived] = {}
+        self.g.resolver = self._resolve
         self.depth = 0
         self.busy = False
         self.stack: list[str] = []
@@ -144,6 +159,48 @@ class Tracer(TorchFunctionMode):
         if name is not None:
             return Val(param=name, const=True)
         return None
+
+    def derived(self, t: Any) -> derivation.Derived | None:
+        """How a tensor is computed from stored tensors (a stored tensor: itself), or None."""
+        v = self.val(t)
+        if v is None:
+            return None
+        if v.derived is not None:
+            return v.derived
+        if v.param is not None and v.param in self.stored and self.stored[v.param] is t:
+            d = self._stored_derived.get(id(t))
+            if d is None:
+                d = self._stored_derived[id(t)] = derivation.stored(v.param, t)
+            return d
+        return None
+
+    def computed_key(self, t: torch.Tensor) -> tuple[str, str] | None:
+        """(owner, attr) under which records of the computed tensor ``t`` are kept, or None."""
+        d = self.derived(t)
+        if d is None or (self.val(t).param is not None):
+            return None
+        key = f"#{len(self.computed)}"
+        self.computed[key] = d
+        return DERIVED_OWNER, key
+
+    def _resolve(self, rec: Record, allow_unmaskable: bool) -> tuple[list[Record], bool]:
+        d = self.computed.get(rec.tensor) if rec.module == DERIVED_OWNER else self._computed_attr(rec)
+        if d is None:
+            return [rec], True
+        return records_on_stored(self.g, d, rec, self.stored, allow_unmaskable)
+
+    def _computed_attr(self, rec: Record) -> derivation.Derived | None:
+        """A layer attribute that is computed in forward (a parametrization other than a mask,
+        a weight set by a hook) rather than stored."""
+        try:
+            owner = self.model.get_submodule(rec.module) if rec.module else self.model
+        except AttributeError:
+            return None
+        if rec.tensor in owner._parameters or rec.tensor in owner._buffers:
+            return None
+        t = getattr(owner, rec.tensor, None)
+        v = self.val(t)
+        return v.derived if v is not None and v.param is None else None
 
     def set(self, t: Any, val: Val) -> None:
         if isinstance(t, torch.Tensor):
@@ -170,18 +227,25 @@ class Tracer(TorchFunctionMode):
             handles.append(module.register_forward_hook(self._post_hook(qualname), with_kwargs=True))
         try:
             with torch.no_grad(), preserved_state(self.model), parametrize.cached():
+                computed_in_trace = []
                 for qualname, module in self.model.named_modules(remove_duplicate=False):
                     for name, t in list(module.named_parameters(recurse=False)) + list(
                         module.named_buffers(recurse=False)
                     ):
                         self.params.setdefault(id(t), f"{qualname}.{name}" if qualname else name)
+                        self.stored.setdefault(f"{qualname}.{name}" if qualname else name, t)
                     for name in getattr(module, "parametrizations", {}):
+                        if not _masks_only(module.parametrizations[name]):
+                            computed_in_trace.append((module, name))
+                            continue
                         t = getattr(module, name)
                         self._alive.append(t)
                         self.params[id(t)] = f"{qualname}.{name}" if qualname else name
                 for t in iter_tensors((args, kwargs)):
                     self.set(t, self.g.fresh_input(t, "module input"))
                 with self:
+                    for module, name in computed_in_trace:  # computed once here, then cached
+                        self._alive.append(getattr(module, name))
                     out = self.model(*args, **kwargs)
         finally:
             for h in handles:
@@ -246,6 +310,20 @@ class Tracer(TorchFunctionMode):
             self.busy = False
         return out
 
+    def _follow_stored(self, name, func, args, kwargs, out, inputs) -> None:
+        """Outputs of a call on stored / computed-from-stored tensors remember how (see
+        :mod:`lwdvc_kernels.compaction.derived`)."""
+        known = {id(t): d for t in inputs if (d := self.derived(t)) is not None}
+        if not known:
+            return
+        try:
+            results = derivation.follow(name, func, args, kwargs, out, known, self.stored)
+        except (RuntimeError, TypeError, ValueError, IndexError) as error:
+            results = [derivation.Derived({}, lambda values: None, opaque=f"{name} ({error})")
+                       for _ in iter_tensors(out)]
+        for t, d in zip(iter_tensors(out), results):
+            self.set(t, Val(const=True, derived=d))
+
     def _refuse_value_read(self, func, args, kwargs) -> None:
         """Values that leave torch (``.numpy()``, ``.item()``...) and come back would be traced
         as constants, so channels they depend on could be pruned unseen: refuse them."""
@@ -268,6 +346,8 @@ class Tracer(TorchFunctionMode):
             vals = [self.val(t) for t in inputs]
             const = all(v is not None and v.const for v in vals)
             self.set_untracked(out, const)
+            if const:
+                self._follow_stored(name, func, args, kwargs, out, inputs)
             self.function_rules.constant_call(self, name, func, args, kwargs, out)
             return
         rule = self.function_rules.RULES.get(name)

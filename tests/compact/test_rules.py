@@ -182,17 +182,20 @@ def test_values_of_parameters_and_shapes_may_leave_torch():
     assert [g.name for g in channel_groups(m, torch.randn(1, 3, 4, 4)).prunable] == ["a"]
 
 
-def test_computed_conv_weight_raises():
-    class Odd(nn.Module):
+def test_conv_weight_computed_from_a_parameter_is_followed_to_it():
+    class Scaled(nn.Module):
         def __init__(self):
             super().__init__()
             self.w = nn.Parameter(torch.randn(4, 3, 1, 1))
+            self.out = nn.Conv2d(4, 2, 1)
 
         def forward(self, x):
-            return F.conv2d(x, self.w * 2)
+            return self.out(torch.relu(F.conv2d(x, self.w * 2)))
 
-    with pytest.raises(UnsupportedOpError, match="computed in forward"):
-        channel_groups(Odd(), torch.randn(1, 3, 4, 4))
+    group = channel_groups(Scaled(), torch.randn(1, 3, 4, 4))["w"]
+    assert group.size == 4 and not bool(group.fixed.any())
+    assert {(m.module, m.tensor, m.dim, m.role) for m in group.members} == {
+        ("", "w", 0, "producer"), ("out", "weight", 1, "consumer")}
 
 
 def test_learnt_bias_parameter_is_sliced_and_masked():
