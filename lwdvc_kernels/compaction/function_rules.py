@@ -357,5 +357,6 @@ def _prelu(tr, func, args, kwargs, out) -> None:
     tr.set(out, Val(v.cdim, v.labels, v.zero))
 
 
-# Shape, indexing, concatenation and pixel-shuffle rules live in their own file.
-from lwdvc_kernels.compaction import shape_rules  # noqa: E402,F401  (registers its rules)
+# Shape, indexing, concatenation and pixel-shuffle rules, and products of two tensors, live in
+# their own files.
+from lwdvc_kernels.compaction import contraction_rules, shape_rules  # noqa: E402,F401  (register their rules)

@@ -13,8 +13,9 @@ Zero handling of norms: an affine norm is a *producer* of its channels (weight a
 masked), so its output is exactly zero for a pruned channel whatever the running statistics are
 (this folds BatchNorm's shift). A norm without affine parameters whose output is not zero for a
 zero input (BatchNorm with running statistics) fixes nothing by itself: its channels lose the
-``zero`` flag, so a channel-mixing consumer downstream fixes them. GroupNorm with fewer groups
-than channels, and LayerNorm over the channel dim, normalise across channels: they fix them.
+``zero`` flag, so a channel-mixing consumer downstream fixes them. GroupNorm normalises blocks
+of channels together: each block is kept or removed whole. LayerNorm over the channel dim
+normalises across all channels: it fixes them.
 """
 from __future__ import annotations
 
@@ -137,9 +138,8 @@ class NormHandler(ModuleHandler):
             if v is not None and v.cdim is not None:
                 tr.g.fix(v.labels, "norm over a moved channel dim")
             return tr.set(out, Val(const=False))
-        if isinstance(module, nn.GroupNorm) and module.num_groups != module.num_channels:
-            tr.g.fix(v.labels, "GroupNorm normalises across channels")
-            return tr.set(out, Val(1, v.labels, [False] * len(v.labels)))
+        if isinstance(module, nn.GroupNorm):
+            couple_norm_groups(tr, v.labels, module.num_groups)
         affine = getattr(module, "weight", None) is not None
         for name in ("running_mean", "running_var"):
             if getattr(module, name, None) is not None:
@@ -162,9 +162,20 @@ class NormHandler(ModuleHandler):
         else:
             return
         if isinstance(module, nn.GroupNorm):
-            module.num_channels = module.num_groups = channels
+            per_group = module.num_channels // module.num_groups
+            module.num_channels, module.num_groups = channels, channels // per_group
         else:
             module.num_features = channels
+
+
+def couple_norm_groups(tr, labels: list[int], num_groups: int) -> None:
+    """GroupNorm normalises each block of ``C / num_groups`` channels together: a block is kept or
+    removed whole (the other blocks' statistics do not change), so its channels are coupled."""
+    per_group = len(labels) // num_groups
+    for k in range(num_groups):
+        block = labels[k * per_group:(k + 1) * per_group]
+        for e in block[1:]:
+            tr.g.union(block[0], e)
 
 
 class LayerNormHandler(ModuleHandler):

@@ -1,0 +1,84 @@
+"""compact() on public decoder architectures (tests/compact/public_decoders.py) out of the box:
+exact at random masks, and the MACs of the compacted model equal the analysis' account."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from lwdvc_kernels import channel_groups, compact, count_macs
+from lwdvc_kernels.compaction import CompactionMismatch
+from tests.compact.helpers import masks_for_reduction
+from tests.compact.public_decoders import DECODERS, NonLocalAttention
+
+
+def _randomized(model: nn.Module, seed: int) -> nn.Module:
+    """Random weights (GDN's stored beta/gamma positive, BatchNorm statistics non-trivial)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(("beta", "gamma")):
+                p.copy_(0.3 + 0.5 * torch.rand(p.shape, generator=gen))
+            elif name.endswith(("norm1.weight", "norm2.weight", "norm.weight", "norm_out.weight")):
+                p.copy_(1 + 0.2 * torch.randn(p.shape, generator=gen))
+            else:
+                p.copy_(torch.randn(p.shape, generator=gen) / max(1, p[0].numel()) ** 0.5)
+        for name, b in model.named_buffers():
+            if name.endswith("running_mean"):
+                b.copy_(0.1 * torch.randn(b.shape, generator=gen))
+            elif name.endswith("running_var"):
+                b.copy_(0.5 + torch.rand(b.shape, generator=gen))
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", sorted(DECODERS))
+@pytest.mark.parametrize("reduction", [0.3, 0.6])
+def test_public_decoder_compacts_exactly(name, reduction):
+    build, shape = DECODERS[name]
+    model = _randomized(build(), seed=len(name))
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
+    analysis = channel_groups(model, x)
+    assert analysis.prunable, f"{name}: nothing prunable"
+    masks = masks_for_reduction(analysis, reduction, seed=int(reduction * 10))
+    small, kept = compact(model, x, masks=masks, verify=True, return_masks=True)
+    dense_macs = count_macs(model, x)
+    assert analysis.dense_macs == dense_macs
+    small_macs = count_macs(small, x)
+    assert small_macs == analysis.macs(kept)
+    assert small_macs <= (1 - reduction) * dense_macs + 0.02 * dense_macs
+    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in model.parameters())
+
+
+def test_group_norm_blocks_are_kept_or_removed_whole():
+    build, shape = DECODERS["latent_image_decoder"]
+    model = _randomized(build(), seed=3)
+    analysis = channel_groups(model, torch.randn(*shape))
+    group = analysis["conv_in"]  # 32 channels under GroupNorm(4, 32): 4 blocks of 8
+    assert group.size == 4
+    keep = torch.tensor([True, False, True, False])
+    small = compact(model, torch.randn(*shape), masks={"conv_in": keep}, verify=True)
+    assert small.attention_norm.num_channels == 16 and small.attention_norm.num_groups == 2
+    assert small.conv_in.out_channels == 16
+
+
+def test_attention_couples_query_and_key_channels():
+    build, shape = DECODERS["nonlocal_attention_block"]
+    analysis = channel_groups(_randomized(build(), seed=0), torch.randn(*shape))
+    by_producer = {m.module: g.name for g in analysis.groups for m in g.producers()}
+    assert by_producer["1.q"] == by_producer["1.k"] != by_producer["1.v"]
+    assert analysis[by_producer["1.q"]].prunable and analysis[by_producer["1.v"]].prunable
+
+
+def test_a_channel_count_read_in_forward_is_caught_by_the_verification():
+    """Python numbers computed from shapes are invisible to the analysis: an attention scaled by
+    ``q.shape[1] ** -0.5`` changes when channels are pruned, and ``verify`` refuses the result."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), NonLocalAttention(16, 8, runtime_scale=True),
+                          nn.Conv2d(16, 3, 3, padding=1)).eval()
+    x = torch.randn(1, 3, 5, 6)
+    analysis = channel_groups(model, x)
+    query = next(g for g in analysis.groups if any(m.module == "1.q" for m in g.producers()))
+    keep = torch.ones(query.size, dtype=torch.bool)
+    keep[:3] = False
+    with pytest.raises(CompactionMismatch):
+        compact(model, x, masks={query.name: keep}, verify=True)
