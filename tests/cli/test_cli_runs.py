@@ -55,7 +55,12 @@ def test_prune_compact_and_eval_the_result(capsys, tiny_checkpoint, tmp_path):
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]
     again = tmp_path / "again"
-    assert main(["compact", str(out / "prune_state.pt"), "--out", str(again), "--round-to", "2"]) == 0
+    capsys.readouterr()
+    assert main(["compact", str(out / "prune_state.pt"), "--out", str(again), "--round-to", "2",
+                 "--onnx", str(tmp_path / "onnx"), "--onnx-size", "64", "64"]) == 0
+    exported = [line for line in capsys.readouterr().out.splitlines() if "ONNX Runtime vs PyTorch" in line]
+    assert exported and all(float(line.rsplit(" ", 1)[1]) < 1e-4 for line in exported), exported
+    assert sorted(p.suffix for p in (tmp_path / "onnx").iterdir()) == [".onnx"] * len(exported)
     video = write_yuv(tmp_path / "clip_96x80.yuv", 96, 80, frames=2)
     report_dir = tmp_path / "report"
     assert main(["eval", tiny_checkpoint, str(out / "pruned.json"), str(again) + ".json", "--video", video,

@@ -13,7 +13,34 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--round-to", type=int, default=None,
                         help="round kept channels up to multiples of this (default: the --round-to of the prune run)")
     parser.add_argument("--no-verify", action="store_true", help="skip the masked-vs-compacted check")
+    parser.add_argument("--onnx", metavar="DIR",
+                        help="also export every compacted P-frame decoder module to DIR/<module>.onnx (opset 19, "
+                             "checked in ONNX Runtime against PyTorch; needs the 'export' extra)")
+    parser.add_argument("--onnx-size", type=int, nargs=2, default=(256, 448), metavar=("H", "W"),
+                        help="frame size the ONNX graphs are exported for (static shapes; default 256 448)")
     return parser
+
+
+def export_decoders(inter, folder: str, size: tuple[int, int]) -> list[str]:
+    """Export each decoder module of the P-frame codec ``inter`` to ``folder/<name>.onnx`` and
+    check it in ONNX Runtime; returns one line per module."""
+    from pathlib import Path
+
+    import torch
+
+    from lwdvc_kernels.onnx_export import export_onnx, run_onnx
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    inputs = inter.decoder_example_inputs(*size)
+    lines = []
+    for name, module in inter.decoder_modules().items():
+        path = export_onnx(module, inputs[name], Path(folder) / f"{name}.onnx")
+        with torch.no_grad():
+            expected = module(*inputs[name])
+        expected = expected if isinstance(expected, (tuple, list)) else [expected]
+        error = max(float((a - b.float()).abs().max()) for a, b in zip(run_onnx(path, inputs[name]), expected))
+        lines.append(f"{path}: ONNX Runtime vs PyTorch max abs error {error:.2e}")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,4 +51,7 @@ def run(args: argparse.Namespace) -> int:
     paths = save_compacted(codec, args.out, description=f"compacted from {args.state} (round_to {report['round_to']})")
     print(f"decoder MACs {report['dense_macs'] / 1e6:.1f} M -> {report['macs'] / 1e6:.1f} M "
           f"({100 * report['mac_reduction']:.1f}% fewer); wrote {paths[0]} and {paths[1]}")
+    if args.onnx:
+        for line in export_decoders(codec.inter, args.onnx, tuple(args.onnx_size)):
+            print(line)
     return 0
