@@ -86,16 +86,29 @@ class ChannelAttention(nn.Module):
         return x * self.squeeze(x)
 
 
+class LinearChannelAttention(nn.Module):
+    """Channel attention with linear layers on the pooled vector: mean over positions [N, C],
+    Linear down, GELU, Linear up, sigmoid, reshaped to [N, C, 1, 1] and multiplied."""
+
+    def __init__(self, c: int, r: int = 4) -> None:
+        super().__init__()
+        self.down, self.up = nn.Linear(c, c // r), nn.Linear(c // r, c)
+
+    def forward(self, x):
+        weights = torch.sigmoid(self.up(F.gelu(self.down(x.mean((2, 3))))))
+        return x * weights.view(x.shape[0], -1, 1, 1)
+
+
 class ResidualChannelAttentionDecoder(nn.Module):
-    """Residual channel-attention blocks (conv, ReLU, conv, channel attention, skip) with a
-    pixel-shuffle up-sampler. [N, 3, H, W] -> [N, 3, 2H, 2W]."""
+    """Residual channel-attention blocks (conv, ReLU, conv, channel attention with 1x1 convs or
+    with linear layers, skip) with a pixel-shuffle up-sampler. [N, 3, H, W] -> [N, 3, 2H, 2W]."""
 
     def __init__(self, c: int = 16) -> None:
         super().__init__()
         self.head = nn.Conv2d(3, c, 3, padding=1)
         self.blocks = nn.ModuleList(nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(),
-                                                  nn.Conv2d(c, c, 3, padding=1), ChannelAttention(c))
-                                    for _ in range(2))
+                                                  nn.Conv2d(c, c, 3, padding=1), attention(c))
+                                    for attention in (ChannelAttention, LinearChannelAttention))
         self.up = nn.Sequential(nn.Conv2d(c, 4 * c, 3, padding=1), nn.PixelShuffle(2), nn.Conv2d(c, 3, 3, padding=1))
 
     def forward(self, x):
