@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from lwdvc_kernels.compaction import ChannelAnalysis
 
@@ -36,3 +37,23 @@ def masks_for_reduction(analysis: ChannelAnalysis, reduction: float, seed: int) 
         else:
             lo = mid + 1
     return masks_of_prefix(lo)
+
+
+def randomized(model: nn.Module, seed: int) -> nn.Module:
+    """Random weights in place, never zeros: GDN's stored beta/gamma positive (its norm stays
+    positive), norm gains near 1, BatchNorm statistics non-trivial; returns the model in eval mode."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(("beta", "gamma")):
+                p.copy_(0.3 + 0.5 * torch.rand(p.shape, generator=gen))
+            elif name.endswith(("norm1.weight", "norm2.weight", "norm.weight", "norm_out.weight")):
+                p.copy_(1 + 0.2 * torch.randn(p.shape, generator=gen))
+            else:
+                p.copy_(torch.randn(p.shape, generator=gen) / max(1, p[0].numel()) ** 0.5)
+        for name, b in model.named_buffers():
+            if name.endswith("running_mean"):
+                b.copy_(0.1 * torch.randn(b.shape, generator=gen))
+            elif name.endswith("running_var"):
+                b.copy_(0.5 + torch.rand(b.shape, generator=gen))
+    return model.eval()

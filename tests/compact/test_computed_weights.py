@@ -12,25 +12,13 @@ from lwdvc_kernels import channel_groups, compact, count_macs
 from lwdvc_kernels.compaction import UnsupportedOpError
 from lwdvc_kernels.masking import attach_masks
 from lwdvc_kernels.serialize import load, save
-from tests.compact.helpers import masks_for_reduction
+from tests.compact.helpers import masks_for_reduction, randomized
 from tests.compact.reparametrized_layers import GDN, HyperpriorSynthesis, WeightNormDecoder
-
-
-def _randomize(model: nn.Module, seed: int) -> nn.Module:
-    """Random stored tensors that keep GDN's norm positive (never zeros)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith(("beta", "gamma")):
-                p.copy_(0.3 + 0.5 * torch.rand(p.shape, generator=gen))
-            else:
-                p.copy_(torch.randn(p.shape, generator=gen) / max(1, p[0].numel()) ** 0.5)
-    return model.eval()
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_hyperprior_synthesis_with_reparametrized_igdn_compacts_exactly(seed):
-    model = _randomize(HyperpriorSynthesis(n=12, m=16), seed)
+    model = randomized(HyperpriorSynthesis(n=12, m=16), seed)
     y = torch.randn(1, 16, 3, 4)
     analysis = channel_groups(model, y)
     assert sorted(g.size for g in analysis.prunable) == [12, 12, 12]
@@ -57,7 +45,7 @@ def test_gdn_norm_channels_are_not_zero_when_pruned_but_its_output_is():
     """GDN's bounded gamma/beta are never zero: they are sliced (passive), not masked, and the
     channel stays prunable because GDN multiplies its input."""
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), GDN(8), nn.Conv2d(8, 3, 3, padding=1))
-    _randomize(model, 3)
+    randomized(model, 3)
     analysis = channel_groups(model, torch.randn(1, 3, 6, 6))
     group = analysis["0"]
     assert group.size == 8 and not bool(group.fixed.any())
@@ -68,7 +56,7 @@ def test_gdn_norm_channels_are_not_zero_when_pruned_but_its_output_is():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_weight_norm_and_parametrizations_compact_exactly(seed):
     torch.manual_seed(seed)
-    model = _randomize(WeightNormDecoder(c=16), seed)
+    model = randomized(WeightNormDecoder(c=16), seed)
     with torch.no_grad():
         model.gain.parametrizations.scale.original.copy_(0.3 * torch.randn(1, 16, 1, 1))
     x = torch.randn(1, 8, 6, 5)
@@ -181,7 +169,7 @@ def test_what_cannot_be_followed_is_named_or_kept():
 def test_masks_attach_to_stored_tensors_and_compacted_models_round_trip(tmp_path, cls, x):
     """The pruner's path: masks on the stored tensors (inside parametrizations too), a forward
     pass with them, compaction from the attached masks, save/load from the dense architecture."""
-    model = _randomize(cls(), 4)
+    model = randomized(cls(), 4)
     analysis = channel_groups(model, x)
     masks = attach_masks(model, analysis.groups)
     generator = torch.Generator().manual_seed(4)
@@ -194,6 +182,6 @@ def test_masks_attach_to_stored_tensors_and_compacted_models_round_trip(tmp_path
     with torch.no_grad():
         torch.testing.assert_close(small(x), masked, rtol=1e-5, atol=1e-5)
     save(small, tmp_path / "small.safetensors")
-    restored = load(tmp_path / "small.safetensors", template=_randomize(cls(), 9))
+    restored = load(tmp_path / "small.safetensors", template=randomized(cls(), 9))
     with torch.no_grad():
         torch.testing.assert_close(restored(x), small(x), rtol=0, atol=0)

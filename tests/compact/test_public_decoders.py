@@ -8,34 +8,15 @@ from torch import nn
 
 from lwdvc_kernels import channel_groups, compact, count_macs
 from lwdvc_kernels.compaction import CompactionMismatch
-from tests.compact.helpers import masks_for_reduction
+from tests.compact.helpers import masks_for_reduction, randomized
 from tests.compact.public_decoders import DECODERS, NonLocalAttention
-
-
-def _randomized(model: nn.Module, seed: int) -> nn.Module:
-    """Random weights (GDN's stored beta/gamma positive, BatchNorm statistics non-trivial)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith(("beta", "gamma")):
-                p.copy_(0.3 + 0.5 * torch.rand(p.shape, generator=gen))
-            elif name.endswith(("norm1.weight", "norm2.weight", "norm.weight", "norm_out.weight")):
-                p.copy_(1 + 0.2 * torch.randn(p.shape, generator=gen))
-            else:
-                p.copy_(torch.randn(p.shape, generator=gen) / max(1, p[0].numel()) ** 0.5)
-        for name, b in model.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(0.1 * torch.randn(b.shape, generator=gen))
-            elif name.endswith("running_var"):
-                b.copy_(0.5 + torch.rand(b.shape, generator=gen))
-    return model.eval()
 
 
 @pytest.mark.parametrize("name", sorted(DECODERS))
 @pytest.mark.parametrize("reduction", [0.3, 0.6])
 def test_public_decoder_compacts_exactly(name, reduction):
     build, shape = DECODERS[name]
-    model = _randomized(build(), seed=len(name))
+    model = randomized(build(), seed=len(name))
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
     analysis = channel_groups(model, x)
     assert analysis.prunable, f"{name}: nothing prunable"
@@ -51,7 +32,7 @@ def test_public_decoder_compacts_exactly(name, reduction):
 
 def test_group_norm_blocks_are_kept_or_removed_whole():
     build, shape = DECODERS["latent_image_decoder"]
-    model = _randomized(build(), seed=3)
+    model = randomized(build(), seed=3)
     analysis = channel_groups(model, torch.randn(*shape))
     group = analysis["conv_in"]  # 32 channels under GroupNorm(4, 32): 4 blocks of 8
     assert group.size == 4
@@ -63,7 +44,7 @@ def test_group_norm_blocks_are_kept_or_removed_whole():
 
 def test_attention_couples_query_and_key_channels():
     build, shape = DECODERS["nonlocal_attention_block"]
-    analysis = channel_groups(_randomized(build(), seed=0), torch.randn(*shape))
+    analysis = channel_groups(randomized(build(), seed=0), torch.randn(*shape))
     by_producer = {m.module: g.name for g in analysis.groups for m in g.producers()}
     assert by_producer["1.q"] == by_producer["1.k"] != by_producer["1.v"]
     assert analysis[by_producer["1.q"]].prunable and analysis[by_producer["1.v"]].prunable
