@@ -3,7 +3,9 @@
 Shape/indexing ops (view, reshape, permute, slicing, split, chunk, repeat, flip...) are followed
 exactly by applying the op to a *probe*: a tensor holding each element's channel index. Outputs
 whose channel selection adapts to a smaller channel count (identity, flatten, repeat, flip) keep
-their channels prunable; equal chunks/splits couple channel j of every part; selections at
+their channels prunable; equal chunks/splits, and reshapes of the channel dim into equal blocks
+(attention heads: ``[N, C, L] -> [N, heads, C / heads, L]``), couple channel j of every part;
+selections at
 positions written in the code (slices, index lists, uneven splits) fix their channels.
 """
 from __future__ import annotations
@@ -63,6 +65,10 @@ def _probe(tr, func, args, kwargs, out) -> None:
             g.union_lists([v.labels[i] for i in blocks[0]], [v.labels[i] for i in idx])
     for (o, p), hit in zip(pairs, found):
         if hit is None:
+            split = _split_channel_dims(p, channels)
+            if split is not None:  # channels split into (blocks, per block), e.g. attention heads
+                tr.set(o, _split_val(g, v, p, split))
+                continue
             idx = sorted(set(p.flatten().tolist())) if p.numel() else []
             g.fix([v.labels[i] for i in idx], "channels merged with other dims")
             tr.set(o, Val(const=False))
@@ -71,6 +77,34 @@ def _probe(tr, func, args, kwargs, out) -> None:
         if blocks is None and not _size_independent(idx, channels):
             g.fix(v.labels, "channels selected at fixed positions (slice, index, uneven split)")
         tr.set(o, Val(d, [v.labels[i] for i in idx], [v.zero[i] for i in idx]))
+
+
+def _split_channel_dims(p: torch.Tensor, channels: int) -> tuple[int, int] | None:
+    """Dims ``(a, b)``, ``a < b``, when the probe holds ``i_a * size_b + i_b`` (constant along every
+    other dim) and covers all channels: a reshape of the channel dim into blocks (``a``) of
+    consecutive channels (``b``), e.g. ``[N, C, L] -> [N, heads, C / heads, L]``."""
+    varying = [d for d in range(p.dim()) if p.shape[d] > 1 and not bool((p == p.narrow(d, 0, 1)).all())]
+    if len(varying) != 2:
+        return None
+    a, b = varying
+    if p.shape[a] * p.shape[b] != channels:
+        return None
+    index = [0] * p.dim()
+    index[a], index[b] = slice(None), slice(None)
+    plane = p[tuple(index)]
+    expected = torch.arange(channels, device=p.device).view(p.shape[a], p.shape[b])
+    return (a, b) if torch.equal(plane, expected) else None
+
+
+def _split_val(g, v: Val, p: torch.Tensor, split: tuple[int, int]) -> Val:
+    """Channel ``j`` of every block is coupled (the blocks keep equal sizes when pruned); the
+    output carries the channels on the per-block dim ``b``."""
+    a, b = split
+    blocks, size = p.shape[a], p.shape[b]
+    for k in range(1, blocks):
+        g.union_lists(v.labels[:size], v.labels[k * size:(k + 1) * size])
+    zero = [all(v.zero[k * size + j] for k in range(blocks)) for j in range(size)]
+    return Val(b, v.labels[:size], zero)
 
 
 def _equal_blocks(indices: list[list[int] | None], channels: int) -> list[list[int]] | None:

@@ -74,6 +74,25 @@ class NonLocalAttention(nn.Module):
         return x + self.out(attended.reshape(n, -1, h, w))
 
 
+class MultiHeadAttention(nn.Module):
+    """Multi-head spatial self-attention: the 1x1-conv projections reshaped to
+    [N, heads, C / heads, HW], scaled dot products per head (``matmul``), softmax over positions,
+    the heads merged back to [N, C, H, W], an output 1x1 conv and a skip."""
+
+    def __init__(self, c: int, heads: int) -> None:
+        super().__init__()
+        self.heads, self.scale = heads, (c // heads) ** -0.5
+        self.qkv = nn.ModuleList(nn.Conv2d(c, c, 1) for _ in range(3))
+        self.out = nn.Conv2d(c, c, 1)
+
+    def forward(self, x):
+        n, _, h, w = x.shape
+        q, k, v = (conv(x).reshape(n, self.heads, -1, h * w) for conv in self.qkv)
+        attention = torch.softmax(torch.matmul(q.transpose(-2, -1), k) * self.scale, dim=-1)  # [N, heads, HW, HW]
+        merged = torch.matmul(v, attention.transpose(-2, -1)).reshape(n, -1, h, w)
+        return x + self.out(merged)
+
+
 class ChannelAttention(nn.Module):
     """Squeeze-and-excitation channel attention: global pooling, 1x1 down, ReLU, 1x1 up, sigmoid."""
 
@@ -232,6 +251,8 @@ DECODERS = {
     "depthwise_separable_video_decoder": (DepthwiseSeparableDecoder, (1, 16, 6, 5)),
     "batchnorm_mish_decoder": (BatchNormMishDecoder, (1, 8, 4, 6)),
     "weight_norm_upsampler": (WeightNormUpsampler, (1, 3, 6, 5)),
+    "multihead_attention_block": (lambda: nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), MultiHeadAttention(16, 2),
+                                                        nn.Conv2d(16, 3, 3, padding=1)), (1, 3, 5, 6)),
     "nonlocal_attention_block": (lambda: nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), NonLocalAttention(16, 8),
                                                        nn.Conv2d(16, 3, 3, padding=1)), (1, 3, 5, 6)),
 }

@@ -63,3 +63,16 @@ def test_a_channel_count_read_in_forward_is_caught_by_the_verification():
     keep[:3] = False
     with pytest.raises(CompactionMismatch):
         compact(model, x, masks={query.name: keep}, verify=True)
+
+
+def test_multi_head_attention_prunes_the_same_channels_of_every_head():
+    build, shape = DECODERS["multihead_attention_block"]
+    model = randomized(build(), seed=2)
+    analysis = channel_groups(model, torch.randn(*shape))
+    by_producer = {m.module: g.name for g in analysis.groups for m in g.producers()}
+    query = analysis[by_producer["1.qkv.0"]]
+    assert by_producer["1.qkv.0"] == by_producer["1.qkv.1"] and query.size == 8  # 16 channels, 2 heads
+    keep = torch.ones(8, dtype=torch.bool)
+    keep[[1, 6]] = False
+    small = compact(model, torch.randn(*shape), masks={query.name: keep}, verify=True)
+    assert small[1].qkv[0].out_channels == 12  # channels 1 and 6 of both heads

@@ -149,13 +149,24 @@ def test_unknown_op_raises_with_name_and_location():
         channel_groups(m, torch.randn(1, 3, 4, 4))
 
 
-@pytest.mark.parametrize("op, name", [(lambda y: y @ y, "matmul"), (lambda y: y * (y > 0), "gt"),
-                                      (lambda y: y @ torch.ones(4, 4), "matmul")])
+@pytest.mark.parametrize("op, name", [(lambda y: y % 2.0, "remainder"), (lambda y: y * (y > 0), "gt"),
+                                      (lambda y: y // 2.0, "floordiv")])
 def test_unknown_op_in_operator_syntax_raises_the_named_error(op, name):
     m = _Seq(lambda s, x: s.b(op(s.a(x))), a=nn.Conv2d(3, 4, 1), b=nn.Conv2d(4, 2, 1))
     with pytest.raises(UnsupportedOpError, match=f"no rule for op {name!r}"):
         channel_groups(m, torch.randn(1, 3, 4, 4))
     assert issubclass(UnsupportedOpError, NotImplementedError) and not issubclass(UnsupportedOpError, TypeError)
+
+
+@pytest.mark.parametrize("op", [lambda y: y @ y, lambda y: y @ torch.ones(4, 4), lambda y: y.transpose(-1, -2) @ y])
+def test_products_over_spatial_dims_carry_the_channels(op):
+    torch.manual_seed(0)
+    m = _Seq(lambda s, x: s.b(op(s.a(x))), a=nn.Conv2d(3, 4, 1), b=nn.Conv2d(4, 2, 1)).eval()
+    x = torch.randn(1, 3, 4, 4)
+    analysis = channel_groups(m, x)
+    assert [g.name for g in analysis.prunable] == ["a"]
+    small = compact(m, x, masks={"a": torch.tensor([1, 0, 1, 1]).bool()}, verify=True)
+    assert small.b.in_channels == 3 and count_macs(small, x) == analysis.macs({"a": 3})
 
 
 @pytest.mark.parametrize("op, name", [
