@@ -11,7 +11,7 @@ from torch import nn
 from lwdvc_kernels.compaction import function_rules
 from lwdvc_kernels.compaction.groups import ChannelAnalysis, build_analysis
 from lwdvc_kernels.compaction.module_rules import module_rules_with
-from lwdvc_kernels.compaction.slicing import slice_pruned, unit_importance, zero_pruned
+from lwdvc_kernels.compaction.slicing import recompute_hooked_weights, slice_pruned, unit_importance, zero_pruned
 from lwdvc_kernels.compaction.trace import Tracer, module_modes, restore_modes
 from lwdvc_kernels.compaction.verify import compare_outputs
 from lwdvc_kernels.masking import detach_masks, has_masks, masks_of
@@ -140,7 +140,8 @@ def compact(
 
     Args:
         model: a masked model (``MaskedWeight`` parametrizations attached) or a plain model with
-            ``masks``. It is not modified.
+            ``masks``. It is not modified (a weight that a forward pre-hook computes, as in
+            ``torch.nn.utils.weight_norm``, is computed again without gradients: same values).
         example_inputs: inputs for the trace and the verification (shapes only are reused for
             verification; values are random). Required.
         masks: ``{group name: bool keep-mask [group.size]}``; overrides the attached masks of the
@@ -171,6 +172,7 @@ def compact(
     if example_inputs is None:
         raise ValueError("compact needs example_inputs to trace the model (small sizes suffice)")
     modes = module_modes(model)
+    recompute_hooked_weights(model)
     work = copy.deepcopy(model)
     attached = masks_of(work) if has_masks(work) else {}
     detach_masks(work, apply=False)

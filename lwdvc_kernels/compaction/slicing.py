@@ -8,7 +8,7 @@ from lwdvc_kernels.compaction.groups import ChannelAnalysis
 from lwdvc_kernels.compaction.module_rules import finalize_module
 from lwdvc_kernels.compaction.stored_records import layer_of
 
-__all__ = ["zero_pruned", "slice_pruned", "unit_importance", "get_tensor", "set_tensor"]
+__all__ = ["zero_pruned", "slice_pruned", "unit_importance", "get_tensor", "set_tensor", "recompute_hooked_weights"]
 
 
 def get_tensor(model: nn.Module, module: str, tensor: str) -> torch.Tensor:
@@ -73,6 +73,7 @@ def slice_pruned(model: nn.Module, analysis: ChannelAnalysis, masks: dict[str, t
         set_tensor(model, module, tensor, new)
     for r in analysis.rescales:
         _rescale(model, r, per_tensor, norms[id(r)])
+    recompute_hooked_weights(model)
     for module, kept in kept_by_owner.items():
         finalize_module(model.get_submodule(module) if module else model, kept, analysis.handlers)
 
@@ -100,6 +101,20 @@ def _rescale(model: nn.Module, r, per_tensor, full_norm: torch.Tensor) -> None:
     g = get_tensor(model, g_owner, g_attr)
     ratio = (_norm_except(v, r.dim) / full_norm).to(g.dtype)
     set_tensor(model, g_owner, g_attr, g * ratio.reshape(g.shape))
+
+
+def recompute_hooked_weights(model: nn.Module) -> None:
+    """Weights that a forward pre-hook computes (``torch.nn.utils.weight_norm``'s ``weight`` from
+    ``weight_g`` and ``weight_v``) are computed again, without gradients: after slicing, so that
+    the layer's attributes can be repaired from their shapes, and before a deep copy (a weight
+    computed with gradients cannot be deep-copied; the next forward pass computes it anyway)."""
+    from torch.nn.utils.weight_norm import WeightNorm
+
+    with torch.no_grad():
+        for module in model.modules():
+            for hook in list(module._forward_pre_hooks.values()):
+                if isinstance(hook, WeightNorm):
+                    hook(module, None)
 
 
 def _norm_sq_per_position(t: torch.Tensor, dim: int) -> torch.Tensor:

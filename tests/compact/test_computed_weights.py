@@ -185,3 +185,19 @@ def test_masks_attach_to_stored_tensors_and_compacted_models_round_trip(tmp_path
     restored = load(tmp_path / "small.safetensors", template=randomized(cls(), 9))
     with torch.no_grad():
         torch.testing.assert_close(restored(x), small(x), rtol=0, atol=0)
+
+
+def test_hook_based_weight_norm_compacts_with_its_attributes_repaired():
+    """The older ``torch.nn.utils.weight_norm`` computes ``weight`` in a forward pre-hook."""
+    import warnings
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the hook-based API is deprecated in favour of parametrizations
+        normed = torch.nn.utils.weight_norm(nn.Conv2d(8, 6, 3, padding=1))
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), normed, nn.ReLU(), nn.Conv2d(6, 3, 1)).eval()
+    x = torch.randn(1, 3, 6, 6)
+    masks = {"0": torch.tensor([1, 0, 1, 1, 0, 1, 1, 1]).bool(), "2": torch.tensor([1, 1, 0, 1, 1, 0]).bool()}
+    small = compact(model, x, masks=masks, verify=True)
+    assert small[2].weight_v.shape == (4, 6, 3, 3) and small[2].weight_g.shape == (4, 1, 1, 1)
+    assert (small[2].in_channels, small[2].out_channels) == (6, 4) == (small[0].out_channels, small[4].in_channels)
