@@ -322,7 +322,8 @@ class Tracer(TorchFunctionMode):
             results = [derivation.Derived({}, lambda values: None, opaque=f"{name} ({error})")
                        for _ in iter_tensors(out)]
         for t, d in zip(iter_tensors(out), results):
-            self.set(t, Val(const=True, derived=d))
+            if id(t) not in self.params:  # an op that returned a stored tensor itself (``w.to(w.dtype)``)
+                self.set(t, Val(const=True, derived=d))
 
     def _refuse_value_read(self, func, args, kwargs) -> None:
         """Values that leave torch (``.numpy()``, ``.item()``...) and come back would be traced
