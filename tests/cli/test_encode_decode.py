@@ -89,3 +89,10 @@ def test_optimised_encode_decodes_with_the_networks_its_file_names(tiny_checkpoi
     _fails(capsys, ["decode", encoded, "-o", str(tmp_path / "a.y4m"), "--optimize", "bf16"],
            "as trained (no --optimize)")
     assert not (tmp_path / "a.y4m").exists()
+
+
+def test_optimize_choices_are_the_optimisation_dtypes():
+    from lwdvc.commands.common import OPTIMIZE_CHOICES
+    from lwdvc.eval import DTYPES
+
+    assert OPTIMIZE_CHOICES == tuple(DTYPES)

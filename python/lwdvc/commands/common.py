@@ -8,10 +8,13 @@ from lwdvc.errors import BadArgumentError
 
 __all__ = ["make_output_folder", "load_codec", "add_sequence_options", "add_frame_size_options",
            "add_threads_option", "set_threads", "test_sequences", "add_gop_options",
-           "gop_settings", "add_classical_options", "classical_codecs", "DEFAULT_MODEL"]
+           "gop_settings", "add_classical_options", "classical_codecs", "DEFAULT_MODEL", "OPTIMIZE_CHOICES"]
 
 #: The teacher shipped with the package.
 DEFAULT_MODEL = "pretrained:dcvc_hem_w025_v4"
+#: ``--optimize`` values: the keys of :data:`lwdvc.eval.DTYPES`, written out so that the CLI
+#: starts without importing torch (tests/cli/test_encode_decode.py checks that they agree).
+OPTIMIZE_CHOICES = ("fp32", "bf16")
 
 
 def make_output_folder(path: str, option: str = "--out") -> str:

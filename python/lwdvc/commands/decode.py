@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from lwdvc.commands.common import add_threads_option, load_codec, set_threads
+from lwdvc.commands.common import OPTIMIZE_CHOICES, add_threads_option, load_codec, set_threads
 
 HELP = "decode an .lwdv bitstream to a .y4m file or a folder of lossless RGB PNG frames"
 
@@ -14,7 +14,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", required=True,
                         help="a .y4m file (8-bit 4:2:0, full-range BT.709) or a folder for frame_0001.png, ...")
     parser.add_argument("--model", help="the model to decode with (default: the one the file names)")
-    parser.add_argument("--optimize", choices=("fp32", "bf16"),
+    parser.add_argument("--optimize", choices=OPTIMIZE_CHOICES,
                         help="run the P-frame decoder optimised by lwdvc_kernels.optimize in this dtype (default: "
                              "as the file was encoded; a file decodes only with the networks that encoded it)")
     add_threads_option(parser)

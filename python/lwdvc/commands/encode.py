@@ -3,7 +3,14 @@ from __future__ import annotations
 
 import argparse
 
-from lwdvc.commands.common import DEFAULT_MODEL, add_frame_size_options, add_threads_option, load_codec, set_threads
+from lwdvc.commands.common import (
+    DEFAULT_MODEL,
+    OPTIMIZE_CHOICES,
+    add_frame_size_options,
+    add_threads_option,
+    load_codec,
+    set_threads,
+)
 
 HELP = "encode a video (file, raw .yuv or PNG folder) to an .lwdv bitstream (entropy-coded latents)"
 
@@ -18,7 +25,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=int, default=0, help="rate-point index (default 0, the lowest rate)")
     parser.add_argument("--gop", type=int, default=32, help="intra period (default 32)")
     parser.add_argument("--frames", type=int, help="code at most this many frames (default: all)")
-    parser.add_argument("--optimize", choices=("fp32", "bf16"),
+    parser.add_argument("--optimize", choices=OPTIMIZE_CHOICES,
                         help="run the P-frame decoder networks optimised by lwdvc_kernels.optimize in this dtype "
                              "(recorded in the file: its decoder then runs the same ones)")
     add_frame_size_options(parser)

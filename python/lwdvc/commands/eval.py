@@ -5,6 +5,7 @@ import argparse
 
 from lwdvc.commands.common import (
     DEFAULT_MODEL,
+    OPTIMIZE_CHOICES,
     add_classical_options,
     add_gop_options,
     add_sequence_options,
@@ -29,7 +30,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--rates", type=int, nargs="+", help="rate-point indices (default: all)")
     add_sequence_options(parser)
     add_gop_options(parser)
-    parser.add_argument("--optimize", nargs="+", default=[], choices=("fp32", "bf16"), metavar="DTYPE",
+    parser.add_argument("--optimize", nargs="+", default=[], choices=OPTIMIZE_CHOICES, metavar="DTYPE",
                         help="also evaluate each model with its P-frame decoder optimised by lwdvc_kernels.optimize "
                              "(fused ops, channels_last) computing in fp32 and/or bf16")
     add_classical_options(parser)
