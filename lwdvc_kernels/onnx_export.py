@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["export_onnx", "run_onnx", "ExportError", "OPSET"]
+__all__ = ["export_onnx", "run_onnx", "onnx_max_error", "ExportError", "OPSET"]
 
 #: ONNX opset of the export (DeformConv needs 19).
 OPSET = 19
@@ -164,3 +164,16 @@ def run_onnx(path: str | os.PathLike, example_inputs: Any) -> list[torch.Tensor]
     feeds = {spec.name: t.detach().cpu().contiguous().numpy()
              for spec, t in zip(session.get_inputs(), _inputs(example_inputs))}
     return [torch.from_numpy(out) for out in session.run(None, feeds)]
+
+
+def onnx_max_error(path: str | os.PathLike, model: nn.Module, example_inputs: Any) -> float:
+    """Largest absolute difference between the ONNX file's outputs (ONNX Runtime) and
+    ``model``'s (PyTorch, no gradients) on ``example_inputs``."""
+    with torch.no_grad():
+        expected = model(*_inputs(example_inputs))
+    expected = list(expected) if isinstance(expected, (tuple, list)) else [expected]
+    got = run_onnx(path, example_inputs)
+    if len(got) != len(expected) or any(a.shape != b.shape for a, b in zip(got, expected)):
+        raise ExportError(f"{path}: ONNX outputs {[tuple(a.shape) for a in got]} do not match the model's "
+                          f"{[tuple(b.shape) for b in expected]}")
+    return max(float((a - b.float()).abs().max()) for a, b in zip(got, expected))

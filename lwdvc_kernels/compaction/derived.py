@@ -94,14 +94,19 @@ def _unravel(flat: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return torch.stack(coords[::-1], 1) if coords else flat.new_zeros(flat.shape[0], 0)
 
 
-def _varying_dims(probe: torch.Tensor, shape: torch.Size, dim: int) -> set[int]:
-    """Dims of the stored tensor (of ``shape``) whose coordinate changes along ``dim`` of the probe."""
-    first = probe.narrow(dim, 0, 1).expand_as(probe)
-    valid = (probe >= 0) & (first >= 0)
+def _differing_dims(a: torch.Tensor, b: torch.Tensor, shape: torch.Size) -> set[int]:
+    """Dims of the stored tensor (of ``shape``) along which two probes of equal shape read
+    different elements (positions where either is ``-1`` left out)."""
+    valid = (a >= 0) & (b >= 0)
     if not bool(valid.any()):
         return set()
-    a, b = _unravel(probe[valid], shape), _unravel(first[valid], shape)
-    return {k for k in range(len(shape)) if bool((a[:, k] != b[:, k]).any())}
+    ca, cb = _unravel(a[valid], shape), _unravel(b[valid], shape)
+    return {k for k in range(len(shape)) if bool((ca[:, k] != cb[:, k]).any())}
+
+
+def _varying_dims(probe: torch.Tensor, shape: torch.Size, dim: int) -> set[int]:
+    """Dims of the stored tensor (of ``shape``) whose coordinate changes along ``dim`` of the probe."""
+    return _differing_dims(probe, probe.narrow(dim, 0, 1).expand_as(probe), shape)
 
 
 def _tensor_outputs(result) -> list[torch.Tensor]:
@@ -215,7 +220,7 @@ class _Step:
                 for j in varying_constants:
                     self.reduced.update((src, k) for k in _varying_dims(wide, shape, j))
                 if src in self.probes and not torch.equal(self.probes[src], wide):
-                    self.reduced.update(_mixed_dims(src, self.probes[src], wide, shape))
+                    self.reduced.update((src, k) for k in _differing_dims(self.probes[src], wide, shape))
                     continue
                 self.probes[src] = wide
 
@@ -255,13 +260,6 @@ def follow(name: str, func, args, kwargs, out, inputs: dict[int, Derived],
         recompute = _recompute_call(func, args, kwargs, inputs, index)
         results.append(Derived({} if opaque else step.probes, recompute, step.reduced, step.rescales, opaque))
     return results
-
-
-def _mixed_dims(src: str, a: torch.Tensor, b: torch.Tensor, shape: torch.Size) -> set[tuple[str, int]]:
-    """Dims of ``src`` along which two probes of one output read different elements."""
-    valid = (a >= 0) & (b >= 0)
-    ca, cb = _unravel(a[valid], shape), _unravel(b[valid], shape)
-    return {(src, k) for k in range(len(shape)) if bool((ca[:, k] != cb[:, k]).any())}
 
 
 @dataclass

@@ -336,10 +336,8 @@ def _deform_conv(tr, func, args, kwargs, out) -> None:
         if tr.labeled(t):
             tr.g.fix(tr.val(t).labels, "deformable-conv offsets/mask are never pruned")
     w = layer_rules.param_ref(tr, weight, "weight")
-    b = None
-    if bias is not None and _stored_or_computed(tr, bias, tr.val(bias)) is not None:
-        b = layer_rules.param_ref(tr, bias, "bias")
-    elif bias is not None and bool((bias != 0).any()):
+    b = None if bias is None else _stored_or_computed(tr, bias, tr.val(bias))
+    if b is None and bias is not None and bool((bias != 0).any()):
         raise UnsupportedOpError(f"{tr.g.node}: deform_conv2d bias is not a model parameter")
     val = layer_rules.conv_rule(
         tr, x, out, w, b, weight.shape, groups, False, offset_groups=offset_groups, sampling_taps=4

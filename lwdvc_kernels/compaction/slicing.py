@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from lwdvc_kernels.compaction.groups import ChannelAnalysis
+from lwdvc_kernels.compaction.layer_rules import split_param
 from lwdvc_kernels.compaction.module_rules import finalize_module
 from lwdvc_kernels.compaction.stored_records import layer_of
 
@@ -61,7 +62,7 @@ def slice_pruned(model: nn.Module, analysis: ChannelAnalysis, masks: dict[str, t
     per_tensor: dict[tuple[str, str], dict[int, torch.Tensor]] = {}
     for (module, tensor, dim), keep in _keep_per_key(model, analysis, masks).items():
         per_tensor.setdefault((module, tensor), {})[dim] = keep.nonzero().flatten()
-    norms = {id(r): _norm_except(get_tensor(model, *split_name(r.v)), r.dim) for r in analysis.rescales}
+    norms = {id(r): _norm_except(get_tensor(model, *split_param(r.v)), r.dim) for r in analysis.rescales}
     kept_by_owner: dict[str, dict[tuple[str, int], torch.Tensor]] = {}
     for (module, tensor), dims in per_tensor.items():
         t = get_tensor(model, module, tensor)
@@ -78,12 +79,6 @@ def slice_pruned(model: nn.Module, analysis: ChannelAnalysis, masks: dict[str, t
         finalize_module(model.get_submodule(module) if module else model, kept, analysis.handlers)
 
 
-def split_name(qualname: str) -> tuple[str, str]:
-    """``'a.b.weight'`` -> ``('a.b', 'weight')``."""
-    owner, _, attr = qualname.rpartition(".")
-    return owner, attr
-
-
 def _norm_except(t: torch.Tensor, dim: int) -> torch.Tensor:
     """L2 norm over every dim but ``dim`` (keepdim), in float64."""
     return torch.linalg.vector_norm(t.detach().double(), 2, dim=[k for k in range(t.dim()) if k != dim], keepdim=True)
@@ -92,12 +87,12 @@ def _norm_except(t: torch.Tensor, dim: int) -> torch.Tensor:
 def _rescale(model: nn.Module, r, per_tensor, full_norm: torch.Tensor) -> None:
     """Weight-norm repair: ``g *= ||v_kept|| / ||v||`` along ``r.dim``, so ``g * v / ||v||``
     keeps its values on the kept positions after ``v`` lost some of its other positions."""
-    v_owner, v_attr = split_name(r.v)
+    v_owner, v_attr = split_param(r.v)
     index = per_tensor.get((v_owner, v_attr), {}).get(r.dim)
     if index is not None:
         full_norm = full_norm.index_select(r.dim, index.to(full_norm.device))
     v = get_tensor(model, v_owner, v_attr)
-    g_owner, g_attr = split_name(r.g)
+    g_owner, g_attr = split_param(r.g)
     g = get_tensor(model, g_owner, g_attr)
     ratio = (_norm_except(v, r.dim) / full_norm).to(g.dtype)
     set_tensor(model, g_owner, g_attr, g * ratio.reshape(g.shape))

@@ -18,6 +18,7 @@ import torch
 
 from lwdvc_kernels.compaction.derived import Derived, source_dims, zero_when_masked
 from lwdvc_kernels.compaction.graph import ChannelGraph, Record, UnsupportedOpError
+from lwdvc_kernels.compaction.layer_rules import split_param
 
 __all__ = ["records_on_stored", "DERIVED_OWNER", "layer_of"]
 
@@ -85,6 +86,6 @@ def records_on_stored(g: ChannelGraph, d: Derived, rec: Record, stored: dict[str
         labels = [0] * len(s.order)
         for i, position in enumerate(s.order):
             labels[position] = rec.labels[i]
-        owner, _, attr = s.name.rpartition(".")
+        owner, attr = split_param(s.name)
         records.append(Record(owner, attr, s.dim, roles[s.name], labels, rec.node))
     return records, maskable
